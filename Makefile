@@ -1,0 +1,53 @@
+# Klartext — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.klartext-installed
+KB ?= knowledge/demo
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup run index serve test lint typecheck unit bench clean system-deps
+
+setup: $(STAMP)
+
+# Idempotent: re-runs only when pyproject.toml changes. torch first, pinned, so that
+# nothing pulls a multi-GB CUDA build through an open range.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev,postgres,redis]'
+	touch $(STAMP)
+
+index: setup
+	$(BIN)/klartext reindex $(KB)
+
+run: index
+	@echo "Klartext demo: http://$(HOST):$(PORT)"
+	$(BIN)/klartext serve --host $(HOST) --port $(PORT)
+
+system-deps:
+	@bash .ci/system-deps
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest -q
+
+test: setup system-deps lint typecheck unit
+
+bench: setup
+	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -1,0 +1,1 @@
+"""The conversation engine: NLU, answering engine, LLM providers, persistence and the admin CLI."""

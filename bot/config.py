@@ -1,0 +1,139 @@
+"""The one settings object. Every field is read from ``KLARTEXT_<NAME>`` env vars or from an
+optional ``klartext.toml`` (path in ``KLARTEXT_CONFIG``, default ``./klartext.toml``).
+
+Every field must appear in the README's configuration table (a test checks it).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEMO_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "demo"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KLARTEXT_", extra="ignore")
+
+    # --- storage -------------------------------------------------------------------------
+    data_dir: Path = Field(Path("var"), description="Where the index, NLU models and SQLite live.")
+    knowledge_dir: Path = Field(DEMO_KNOWLEDGE_DIR, description="The knowledge folder to serve.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL; default SQLite file in data_dir "
+        "(PostgreSQL: postgresql+asyncpg://user:pw@host/db).",
+    )
+
+    # --- retrieval -----------------------------------------------------------------------
+    embedding_backend: Literal["auto", "minilm", "e5", "sentence-transformers"] = Field(
+        "auto",
+        description="auto: multilingual e5 if the knowledge base is not English-only, else MiniLM.",
+    )
+    embedding_model: str | None = Field(
+        None, description="Model path/name for the sentence-transformers backend."
+    )
+    hnsw_threshold: int = Field(20_000, description="Vectors above which FAISS HNSW replaces flat.")
+    answer_threshold: float = Field(
+        0.5, description="Calibrated retrieval score at or above which the bot answers."
+    )
+    duplicate_threshold: float = Field(
+        0.92, description="Cosine similarity above which FAQ questions are reported as duplicates."
+    )
+    search_k: int = Field(5, description="Hits retrieved per question.")
+
+    # --- NLU -----------------------------------------------------------------------------
+    languages: list[str] = Field(["en", "de"], description="Supported user languages.")
+    default_language: str = Field("en", description="Language when detection is unsure.")
+    order_number_pattern: str = Field(
+        r"[A-Z]{2}-\d{5}", description="Regex for order numbers (entity `ORDER_NUMBER`)."
+    )
+    spacy_ner_model: str | None = Field(
+        None, description="Installed spaCy pipeline whose NER is added (e.g. en_core_web_sm)."
+    )
+
+    # --- LLM -----------------------------------------------------------------------------
+    llm_provider: Literal["none", "openai", "llamacpp"] = Field(
+        "none", description="none = grounded extractive answers without an LLM."
+    )
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL (…/v1).")
+    llm_api_key: SecretStr = Field(SecretStr("not-needed"), description="API key for the LLM.")
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the provider.")
+    llm_model_path: Path | None = Field(None, description="GGUF file for the llamacpp provider.")
+    llm_supports_tools: bool = Field(True, description="Whether the model does tool calling.")
+    llm_timeout_s: float = Field(30.0, description="Per-request LLM timeout (seconds).")
+    llm_max_retries: int = Field(2, description="Retries on LLM failure before falling back.")
+    llm_temperature: float = Field(0.1, description="Sampling temperature.")
+    llm_max_tokens: int = Field(512, description="Max tokens per answer.")
+
+    # --- actions -------------------------------------------------------------------------
+    order_api_url: str | None = Field(
+        None,
+        description="URL template for order lookups, e.g. https://shop/api/orders/{order_number};"
+        " unset = the demo shop's fake backend (orders.json in the knowledge folder).",
+    )
+    action_timeout_s: float = Field(5.0, description="Timeout for backend actions (seconds).")
+
+    # --- web -----------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Bind address for `klartext serve`.")
+    port: int = Field(8000, description="Port for `klartext serve`.")
+    allowed_origins: list[str] = Field(
+        ["*"], description="Origins allowed to open the websocket / embed the widget."
+    )
+    token_secret: SecretStr | None = Field(
+        None, description="HMAC secret for conversation tokens; generated into data_dir if unset."
+    )
+    token_ttl_s: int = Field(30 * 24 * 3600, description="Conversation token lifetime (seconds).")
+    max_message_chars: int = Field(2000, description="Longest accepted user message.")
+    rate_limit_per_minute: int = Field(30, description="Messages per minute per conversation.")
+    idle_timeout_s: float = Field(600.0, description="Close idle websockets after this long.")
+    heartbeat_s: float = Field(25.0, description="Server ping interval on websockets.")
+    bot_name: str = Field("Klartext", description="Name shown in the widget header.")
+
+    # --- logging -------------------------------------------------------------------------
+    log_level: str = Field("INFO", description="Log level.")
+    log_json: bool = Field(True, description="Structured JSON logs.")
+    log_pii: bool = Field(False, description="Log message text/entities unredacted (debug only).")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("KLARTEXT_CONFIG", "klartext.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    # --- derived paths -------------------------------------------------------------------
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def nlu_dir(self) -> Path:
+        return self.data_dir / "nlu"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'klartext.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (FastAPI dependency and CLI default)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""spaCy-based NLU: language id, intents with out-of-scope detection, entities."""
