@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+# Klartext: multi-stage build. The embedding model (inside its PyPI wheel), the demo index and
+# the trained NLU model are baked into the image, so a container serves without network access.
+#
+#   docker build -t klartext .
+#   docker run -p 8000:8000 klartext
+#
+# TORCH_INDEX_URL: the pip index to take torch from. Point it at a CPU-only wheel index to keep
+# the image small; left empty, pip takes torch from the default index.
+
+ARG PYTHON_VERSION=3.11
+
+FROM python:${PYTHON_VERSION}-slim AS build
+ARG TORCH_INDEX_URL=""
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    PATH=/opt/venv/bin:$PATH
+RUN python -m venv /opt/venv
+WORKDIR /src
+# torch first and pinned, so no dependency range pulls another build.
+RUN if [ -n "$TORCH_INDEX_URL" ]; then \
+        pip install torch==2.13.0 --index-url "$TORCH_INDEX_URL"; \
+    else \
+        pip install torch==2.13.0; \
+    fi
+COPY pyproject.toml README.md ./
+COPY knowledge ./knowledge
+COPY retrieval ./retrieval
+COPY bot ./bot
+COPY web ./web
+RUN pip install ".[postgres,redis]"
+# Bake the demo index and NLU model into /app/var.
+ENV KLARTEXT_DATA_DIR=/app/var
+RUN klartext reindex && klartext db upgrade
+
+FROM python:${PYTHON_VERSION}-slim AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    KLARTEXT_DATA_DIR=/app/var \
+    KLARTEXT_HOST=0.0.0.0 \
+    KLARTEXT_PORT=8000
+RUN groupadd --system --gid 10001 klartext \
+    && useradd --system --uid 10001 --gid klartext --home-dir /app --shell /usr/sbin/nologin klartext
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chown=klartext:klartext /app/var /app/var
+WORKDIR /app
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+ENTRYPOINT ["klartext"]
+CMD ["serve"]
