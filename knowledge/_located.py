@@ -1,0 +1,192 @@
+"""YAML and JSON parsing that remembers line numbers.
+
+Both parsers return plain Python data, except that mappings are :class:`LocatedDict` and
+sequences :class:`LocatedList`: ordinary ``dict``/``list`` subclasses that also carry the
+1-based line where they start and the line of each key / item. Validation code can then name
+the exact line of a bad field.
+
+YAML plain scalars are read as *strings* (only ``null``/``~``/empty become ``None``): every field
+of a knowledge file is text, and this avoids YAML 1.1 surprises such as ``answer: No`` turning
+into ``False`` or ``lang: no`` into a boolean.
+"""
+
+from __future__ import annotations
+
+import json
+import json.decoder
+import json.scanner
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import yaml
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+
+class LocatedDict(dict[Any, Any]):
+    """A mapping with ``line`` (where it starts) and ``key_lines`` (line of each key)."""
+
+    def __init__(self, line: int = 1) -> None:
+        super().__init__()
+        self.line = line
+        self.key_lines: dict[Any, int] = {}
+        self.duplicate_keys: list[tuple[str, int]] = []
+
+    def line_of(self, key: str) -> int:
+        """Line of ``key`` if present, else the mapping's own line."""
+        return self.key_lines.get(key, self.line)
+
+
+class LocatedList(list[Any]):
+    """A sequence with ``line`` (where it starts) and ``item_lines`` (line of each item)."""
+
+    def __init__(self, line: int = 1) -> None:
+        super().__init__()
+        self.line = line
+        self.item_lines: list[int] = []
+
+    def line_of(self, index: int) -> int:
+        return self.item_lines[index] if 0 <= index < len(self.item_lines) else self.line
+
+
+class LocatedSyntaxError(ValueError):
+    """The text is not valid YAML/JSON; ``line`` is the parser's 1-based line."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+        self.message = message
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class _StrLoader(yaml.SafeLoader):
+    """SafeLoader whose plain scalars stay strings (except null)."""
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {}  # type: ignore[misc]
+
+
+_StrLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:null",
+    re.compile(r"^(?:~|null|Null|NULL|)$"),
+    ["~", "n", "N", ""],
+)
+
+
+def _construct_map(loader: _StrLoader, node: MappingNode) -> Iterator[LocatedDict]:
+    data = LocatedDict(node.start_mark.line + 1)
+    yield data
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | float | bool | None):
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                "found an unhashable key",
+                key_node.start_mark,
+            )
+        line = key_node.start_mark.line + 1
+        if key in data:
+            data.duplicate_keys.append((str(key), line))
+        data[key] = loader.construct_object(value_node, deep=True)
+        data.key_lines[key] = line
+
+
+def _construct_seq(loader: _StrLoader, node: SequenceNode) -> Iterator[LocatedList]:
+    data = LocatedList(node.start_mark.line + 1)
+    yield data
+    for item in node.value:
+        data.append(loader.construct_object(item, deep=True))
+        data.item_lines.append(item.start_mark.line + 1)
+
+
+_StrLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_StrLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse one YAML document into located data; raise :class:`LocatedSyntaxError`."""
+    loader = _StrLoader(text)
+    try:
+        node: Node | None = loader.get_single_node()
+        return None if node is None else loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise LocatedSyntaxError(line, f"invalid YAML: {problem}") from exc
+    except yaml.YAMLError as exc:
+        raise LocatedSyntaxError(1, f"invalid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
+# --------------------------------------------------------------------------- JSON
+
+_Scan = Callable[[str, int], tuple[Any, int]]
+
+
+def _line_at(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _parse_object(
+    s_and_end: tuple[str, int],
+    strict: bool,
+    scan_once: _Scan,
+    object_hook: Any,
+    object_pairs_hook: Any,
+    memo: dict[str, str] | None = None,
+) -> tuple[LocatedDict, int]:
+    text, start = s_and_end
+    positions: list[int] = []
+
+    def recording_scan(s: str, idx: int) -> tuple[Any, int]:
+        positions.append(idx)
+        return scan_once(s, idx)
+
+    pairs, end = json.decoder.JSONObject(  # type: ignore[attr-defined]
+        s_and_end, strict, recording_scan, None, lambda p: p, memo
+    )
+    data = LocatedDict(_line_at(text, start - 1))
+    for (key, value), pos in zip(pairs, positions, strict=False):
+        line = _line_at(text, pos)
+        if key in data:
+            data.duplicate_keys.append((key, line))
+        data[key] = value
+        data.key_lines[key] = line
+    return data, end
+
+
+def _parse_array(s_and_end: tuple[str, int], scan_once: _Scan) -> tuple[LocatedList, int]:
+    text, start = s_and_end
+    positions: list[int] = []
+
+    def recording_scan(s: str, idx: int) -> tuple[Any, int]:
+        positions.append(idx)
+        return scan_once(s, idx)
+
+    values, end = json.decoder.JSONArray(s_and_end, recording_scan)  # type: ignore[attr-defined]
+    data = LocatedList(_line_at(text, start - 1))
+    data.extend(values)
+    data.item_lines.extend(_line_at(text, p) for p in positions[: len(values)])
+    return data, end
+
+
+def _located_decoder() -> json.JSONDecoder:
+    decoder = json.JSONDecoder()
+    decoder.parse_object = _parse_object  # type: ignore[attr-defined]
+    decoder.parse_array = _parse_array  # type: ignore[attr-defined]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    return decoder
+
+
+def load_json(text: str) -> Any:
+    """Parse JSON into located data; raise :class:`LocatedSyntaxError`."""
+    try:
+        return _located_decoder().decode(text)
+    except json.JSONDecodeError as exc:
+        raise LocatedSyntaxError(exc.lineno, f"invalid JSON: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise LocatedSyntaxError(1, "invalid JSON: nested too deeply") from exc
