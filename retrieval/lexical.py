@@ -1,0 +1,152 @@
+"""BM25 over knowledge entries, with a small language-neutral tokeniser for English and German.
+
+Tokenisation: lowercase, Unicode word characters, umlauts folded (``ä``→``a``, ``ß``→``ss``),
+a short English + German stopword list, and a light symmetric suffix stripper (the same rules
+run on documents and queries, so ``delivered``/``delivery``/``deliver`` or
+``Lieferung``/``liefern`` meet). No extra dependencies.
+
+The index is built with ``bm25s`` (Lucene BM25 weights in a CSC matrix, one column per term) and
+persisted as plain ``.npy`` arrays plus a JSON vocabulary — no pickle. Loading and scoring only
+need NumPy, so a searcher never imports ``bm25s``/SciPy.
+
+Besides the BM25 score, :meth:`LexicalIndex.score` returns the *IDF-weighted query coverage* of
+every document: the share of the query's information (sum of term IDFs, unknown terms at the
+maximum IDF) that the document contains. Unlike a BM25 score it lies in [0, 1] and is comparable
+across knowledge bases, which is why the calibrated hit score uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "é": "e", "è": "e", "à": "a"})
+
+_STOP_EN = """a an and are as at be been but by can could did do does for from had has have how
+i if in into is it its me my no not of on or our so than that the their them then there these
+they this to was we were what when where which who why will with would you your yours"""
+_STOP_DE = """aber als am an auch auf aus bei bin bis bist da dann das dass dem den der des die
+dies diese dieser du durch ein eine einem einen einer es für hat habe haben ich ihr ihre im in
+ist ja kann können mein meine mich mir mit nach nicht noch nur oder sich sie sind so um und uns
+unser von vor war was wenn wer wie wir wird wo zu zum zur"""
+STOPWORDS = frozenset(w.translate(_FOLD) for w in f"{_STOP_EN} {_STOP_DE}".split())
+
+# Tried longest first, repeatedly, while the stem keeps >= 4 characters.
+_SUFFIXES = ("ungen", "ung", "ing", "ies", "ied", "ed", "es", "en", "er", "em", "e", "s", "n", "y")
+_MIN_STEM = 4
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """Light, language-neutral suffix stripping (symmetric for documents and queries)."""
+    if word.isdigit():
+        return word
+    changed = True
+    while changed:
+        changed = False
+        for suffix in _SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_STEM:
+                word = word[: -len(suffix)]
+                changed = True
+                break
+    if len(word) > _MIN_STEM and word[-1] == word[-2] and not word[-1].isdigit():
+        word = word[:-1]  # shipp -> ship
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercased, folded, stopword-free, stemmed word tokens."""
+    tokens = []
+    for raw in _WORD.findall(text.lower().translate(_FOLD)):
+        if raw in STOPWORDS or (len(raw) < 2 and not raw.isdigit()):
+            continue
+        tokens.append(stem(raw))
+    return tokens
+
+
+Floats = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalIndex:
+    """BM25 weights as a CSC matrix (``indptr``/``indices``/``data``, one column per term)."""
+
+    vocab: dict[str, int]
+    data: Floats
+    indices: npt.NDArray[np.int32]
+    indptr: npt.NDArray[np.int64]
+    n_docs: int
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> LexicalIndex:
+        import bm25s  # build-time only
+
+        corpus = [tokenize(t) for t in texts]
+        model = bm25s.BM25(k1=1.2, b=0.75)
+        if texts:
+            model.index(corpus, show_progress=False)
+            vocab = {str(k): int(v) for k, v in model.vocab_dict.items()}
+            scores = model.scores
+            return cls(
+                vocab=vocab,
+                data=np.asarray(scores["data"], dtype=np.float32),
+                indices=np.asarray(scores["indices"], dtype=np.int32),
+                indptr=np.asarray(scores["indptr"], dtype=np.int64),
+                n_docs=len(texts),
+            )
+        return cls({}, np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int64), 0)
+
+    def _idf(self, df: int) -> float:
+        n = self.n_docs
+        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+    def score(self, query: str) -> tuple[Floats, Floats]:
+        """BM25 score and IDF-weighted query coverage (in [0, 1]) for every document."""
+        scores = np.zeros(self.n_docs, dtype=np.float32)
+        coverage = np.zeros(self.n_docs, dtype=np.float32)
+        terms = list(dict.fromkeys(tokenize(query)))
+        if not terms or self.n_docs == 0:
+            return scores, coverage
+        total = 0.0
+        for term in terms:
+            col = self.vocab.get(term)
+            if col is None:
+                total += self._idf(0)
+                continue
+            start, end = int(self.indptr[col]), int(self.indptr[col + 1])
+            docs = self.indices[start:end]
+            idf = self._idf(end - start)
+            total += idf
+            scores[docs] += self.data[start:end]
+            coverage[docs] += idf
+        if total > 0:
+            coverage /= total
+        return scores, coverage
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        np.save(directory / "bm25_data.npy", self.data, allow_pickle=False)
+        np.save(directory / "bm25_indices.npy", self.indices, allow_pickle=False)
+        np.save(directory / "bm25_indptr.npy", self.indptr, allow_pickle=False)
+        meta = {"n_docs": self.n_docs, "vocab": self.vocab}
+        (directory / "bm25_vocab.json").write_text(json.dumps(meta, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, directory: Path) -> LexicalIndex:
+        meta = json.loads((directory / "bm25_vocab.json").read_text())
+        return cls(
+            vocab={str(k): int(v) for k, v in meta["vocab"].items()},
+            data=np.load(directory / "bm25_data.npy", allow_pickle=False),
+            indices=np.load(directory / "bm25_indices.npy", allow_pickle=False),
+            indptr=np.load(directory / "bm25_indptr.npy", allow_pickle=False),
+            n_docs=int(meta["n_docs"]),
+        )

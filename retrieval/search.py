@@ -1,0 +1,308 @@
+"""Hybrid retrieval: dense FAQ-phrasing search + BM25, fused, with calibrated scores.
+
+* **Dense**: every FAQ phrasing (question and each alternative question) is its own vector
+  row; passages are one row (heading + text). The top rows are collapsed to entries by
+  their best phrasing, whose exact cosine is then computed from the stored vectors.
+* **Lexical**: BM25 over entries (phrasings + answer + tags), see :mod:`retrieval.lexical`.
+* **Fusion** orders the candidates: ``"rrf"`` (reciprocal rank fusion, k=60), ``"weighted"``
+  (``weight·cosine + (1-weight)·bm25/max_bm25``), or ``"dense"``/``"lexical"`` alone
+  (for evaluation).
+* **Calibrated score** (``Hit.score``, in [0, 1]) is independent of the fusion order: a
+  logistic function of the best phrasing's cosine and of the IDF-weighted share of the query
+  terms found in the entry (see :class:`Calibration`). Both inputs are absolute (not relative
+  to the other hits), so one ``answer_threshold`` (default 0.5) means "confident" across
+  knowledge bases. Constants are per embedder family, fitted on development data only
+  (documented in docs/benchmarks.md, *Retrieval*).
+* **Language**: with ``lang``, entries in that language come first; another language's hit
+  still ranks among them when its score beats the best same-language score by
+  ``cross_lang_margin``, and it always comes back after them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from knowledge.schema import Entry
+from retrieval import store
+from retrieval.errors import IndexCorrupt
+from retrieval.index import FaissIndex
+from retrieval.lexical import LexicalIndex
+from retrieval.types import Embedder, Hit, Vectors
+
+Fusion = Literal["rrf", "weighted", "dense", "lexical"]
+RRF_K = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """``score = sigmoid(cosine_weight·(cosine - cosine_mid) + coverage_weight·(coverage - 0.5))``.
+
+    ``cosine_mid`` is the cosine that gives 0.5 at half coverage; the weights set how fast
+    confidence rises. Fitted by logistic regression of "top hit is correct" on development
+    queries (never test splits) for each embedder family.
+    """
+
+    cosine_mid: float
+    cosine_weight: float
+    coverage_weight: float
+
+    def __call__(self, cosine: float, coverage: float) -> float:
+        z = self.cosine_weight * (cosine - self.cosine_mid) + self.coverage_weight * (
+            coverage - 0.5
+        )
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+# Embedder name prefix (before ":") -> calibration; see docs/benchmarks.md for the fits.
+CALIBRATIONS: dict[str, Calibration] = {
+    "minilm": Calibration(cosine_mid=0.62, cosine_weight=14.0, coverage_weight=3.0),
+    "sentence-transformers": Calibration(cosine_mid=0.62, cosine_weight=14.0, coverage_weight=3.0),
+    "e5": Calibration(cosine_mid=0.86, cosine_weight=40.0, coverage_weight=3.0),
+    "use": Calibration(cosine_mid=0.55, cosine_weight=14.0, coverage_weight=3.0),
+}
+DEFAULT_CALIBRATION = CALIBRATIONS["minilm"]
+
+
+def calibration_for(model: str) -> Calibration:
+    return CALIBRATIONS.get(model.split(":", 1)[0], DEFAULT_CALIBRATION)
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Optional second stage (e.g. a cross-encoder): reorder/rescore the fused candidates."""
+
+    def rerank(self, query: str, hits: list[Hit]) -> list[Hit]: ...
+
+
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """One loaded build; immutable, swapped as a whole on reload."""
+
+    build: str
+    manifest: store.Manifest
+    entries: list[Entry]
+    by_id: dict[str, Entry]
+    index: FaissIndex
+    lexical: LexicalIndex
+    vectors: Vectors
+    row_ids_sorted: Ints  # FAISS ids, sorted
+    row_pos_sorted: Ints  # row position for each sorted id
+    row_entry: Ints  # row position -> entry position
+    row_phrase: Ints  # row position -> phrasing index
+    entry_row_ptr: Ints  # CSR: rows of entry i are entry_rows[ptr[i]:ptr[i+1]]
+    entry_rows: Ints
+
+
+def _load_snapshot(index_dir: Path, build_name: str | None = None) -> _Snapshot:
+    build = store.builds_dir(index_dir) / build_name if build_name else None
+    if build is None:
+        build = store.current_build(index_dir)
+    manifest = store.read_manifest(build)
+    entries = store.read_entries(build)
+    rows = store.read_rows(build)
+    vectors = np.load(build / store.VECTORS, mmap_mode="r", allow_pickle=False)
+    if len(vectors) != len(rows) or len(entries) != manifest.entry_count:
+        raise IndexCorrupt(f"build {build} is inconsistent (vectors/rows/entries counts)")
+    position = {e.id: i for i, e in enumerate(entries)}
+    row_entry = np.fromiter((position[e] for e in rows.entry_ids), np.int64, len(rows))
+    row_ids = np.asarray(rows.row_ids, dtype=np.int64)
+    order = np.argsort(row_ids, kind="stable")
+    by_entry = np.argsort(row_entry, kind="stable")
+    ptr = np.zeros(len(entries) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row_entry, minlength=len(entries)), out=ptr[1:])
+    return _Snapshot(
+        build=build.name,
+        manifest=manifest,
+        entries=entries,
+        by_id={e.id: e for e in entries},
+        index=FaissIndex.load(build / store.FAISS),
+        lexical=LexicalIndex.load(build),
+        vectors=vectors,
+        row_ids_sorted=row_ids[order],
+        row_pos_sorted=order.astype(np.int64),
+        row_entry=row_entry,
+        row_phrase=np.asarray(rows.phrase, dtype=np.int64),
+        entry_row_ptr=ptr,
+        entry_rows=by_entry.astype(np.int64),
+    )
+
+
+@dataclass(slots=True)
+class _Candidate:
+    entry: int
+    cosine: float = -1.0
+    phrase: int = 0
+    bm25: float = 0.0
+    coverage: float = 0.0
+    dense_rank: int = 0
+    lexical_rank: int = 0
+    fused: float = 0.0
+
+
+class HybridRetriever:
+    """The :class:`retrieval.types.Retriever` used by the bot, the CLI and the evaluation."""
+
+    def __init__(
+        self,
+        index_dir: Path,
+        embedder: Embedder,
+        *,
+        fusion: Fusion = "rrf",
+        weight: float = 0.7,
+        reranker: Reranker | None = None,
+        calibration: Calibration | None = None,
+        candidates: int = 50,
+        cross_lang_margin: float = 0.1,
+        _snapshot: _Snapshot | None = None,
+    ) -> None:
+        self.index_dir = index_dir
+        self.embedder = embedder
+        self.fusion: Fusion = fusion
+        self.weight = weight
+        self.reranker = reranker
+        self.candidates = candidates
+        self.cross_lang_margin = cross_lang_margin
+        self._lock = threading.Lock()
+        snap = _snapshot if _snapshot is not None else _load_snapshot(index_dir)
+        store.check_model(snap.manifest, embedder.name)
+        self._snap = snap
+        self.calibration = calibration or calibration_for(embedder.name)
+
+    # --- state ------------------------------------------------------------------------
+    @property
+    def entries(self) -> Mapping[str, Entry]:
+        return self._snap.by_id
+
+    @property
+    def manifest(self) -> store.Manifest:
+        return self._snap.manifest
+
+    @property
+    def build(self) -> str:
+        return self._snap.build
+
+    def reload_if_changed(self) -> bool:
+        """Swap in the build named by ``CURRENT`` if it changed; searches in flight keep
+        the snapshot they started with. Raises ``IndexModelMismatch`` (old build keeps
+        serving) when the new build uses another model."""
+        name = store.current_name(self.index_dir)
+        if name is None or name == self._snap.build:
+            return False
+        with self._lock:
+            if name == self._snap.build:
+                return False
+            snap = _load_snapshot(self.index_dir, name)
+            store.check_model(snap.manifest, self.embedder.name)
+            self._snap = snap
+        return True
+
+    # --- search -----------------------------------------------------------------------
+    def search(
+        self, query: str, *, k: int = 5, lang: str | None = None, fusion: Fusion | None = None
+    ) -> list[Hit]:
+        snap = self._snap
+        if not snap.entries or not query.strip():
+            return []
+        mode: Fusion = fusion or self.fusion
+        qvec = self.embedder.embed([query], kind="query")[0]
+        cands = self._candidates(snap, query, qvec, mode)
+        self._fuse(cands, mode)
+        cands.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
+        hits = [self._hit(snap, c) for c in cands]
+        if self.reranker is not None:
+            hits = self.reranker.rerank(query, hits[: max(k * 3, 20)])
+        if lang:
+            hits = self._prefer_lang(hits, lang)
+        return [replace(h, rank=i + 1) for i, h in enumerate(hits[:k])]
+
+    def _candidates(
+        self, snap: _Snapshot, query: str, qvec: Vectors, mode: Fusion
+    ) -> list[_Candidate]:
+        n = self.candidates
+        found: dict[int, _Candidate] = {}
+        if mode != "lexical":
+            _, ids = snap.index.search(qvec[None, :], n)
+            ids = ids[0][ids[0] >= 0]
+            where = np.searchsorted(snap.row_ids_sorted, ids)
+            rows = snap.row_pos_sorted[np.clip(where, 0, len(snap.row_pos_sorted) - 1)]
+            for e in snap.row_entry[rows]:
+                found.setdefault(int(e), _Candidate(int(e)))
+        bm25, coverage = snap.lexical.score(query)
+        if mode != "dense":
+            top = np.argsort(-bm25)[:n] if len(bm25) <= n else np.argpartition(-bm25, n)[:n]
+            for e in top:
+                if bm25[e] > 0:
+                    found.setdefault(int(e), _Candidate(int(e)))
+        cands = list(found.values())
+        for c in cands:  # exact best-phrasing cosine for every candidate
+            rows = snap.entry_rows[snap.entry_row_ptr[c.entry] : snap.entry_row_ptr[c.entry + 1]]
+            sims = np.asarray(snap.vectors[rows]) @ qvec
+            best = int(np.argmax(sims))
+            c.cosine = float(sims[best])
+            c.phrase = int(snap.row_phrase[rows[best]])
+            c.bm25 = float(bm25[c.entry])
+            c.coverage = float(coverage[c.entry])
+        for rank, c in enumerate(sorted(cands, key=lambda c: -c.cosine), 1):
+            c.dense_rank = rank
+        for rank, c in enumerate(sorted(cands, key=lambda c: -c.bm25), 1):
+            c.lexical_rank = rank if c.bm25 > 0 else 0
+        return cands
+
+    def _fuse(self, cands: list[_Candidate], mode: Fusion) -> None:
+        top_bm25 = max((c.bm25 for c in cands), default=0.0) or 1.0
+        for c in cands:
+            if mode == "dense":
+                c.fused = c.cosine
+            elif mode == "lexical":
+                c.fused = c.bm25
+            elif mode == "weighted":
+                c.fused = self.weight * c.cosine + (1 - self.weight) * c.bm25 / top_bm25
+            else:
+                c.fused = 1.0 / (RRF_K + c.dense_rank) + (
+                    1.0 / (RRF_K + c.lexical_rank) if c.lexical_rank else 0.0
+                )
+
+    def _hit(self, snap: _Snapshot, c: _Candidate) -> Hit:
+        entry = snap.entries[c.entry]
+        return Hit(
+            entry=entry,
+            score=self.calibration(c.cosine, c.coverage),
+            matched=store.matched_text(entry, c.phrase),
+            dense_score=c.cosine,
+            lexical_score=c.bm25,
+        )
+
+    def _prefer_lang(self, hits: list[Hit], lang: str) -> list[Hit]:
+        best_same = max((h.score for h in hits if h.lang == lang), default=0.0)
+        bar = best_same + self.cross_lang_margin
+        first = [h for h in hits if h.lang == lang or h.score >= bar]
+        return first + [h for h in hits if not (h.lang == lang or h.score >= bar)]
+
+
+def load_retriever(
+    index_dir: Path,
+    *,
+    embedder: Embedder | None = None,
+    fusion: Fusion = "rrf",
+    reranker: Reranker | None = None,
+) -> HybridRetriever:
+    """Open the served build in ``index_dir``. Without ``embedder``, the one recorded in the
+    manifest is rebuilt (``retrieval.embedders.embedder_from_name``); with one, its name
+    must match the manifest (``IndexModelMismatch`` otherwise)."""
+    snap = _load_snapshot(index_dir)
+    if embedder is None:
+        from retrieval.embedders import embedder_from_name
+
+        embedder = embedder_from_name(snap.manifest.model)
+    return HybridRetriever(index_dir, embedder, fusion=fusion, reranker=reranker, _snapshot=snap)
