@@ -257,7 +257,7 @@ def _split_bar(cell: str) -> LocatedList | None:
 
 def parse_faq_csv(text: str, source: str, default_lang: str = "en") -> ParseResult:
     """Parse an FAQ CSV; each entry's line is the physical line where its row starts."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     issues: list[KnowledgeIssue] = []
     entries: list[Entry] = []
     header: list[str] | None = None
