@@ -75,6 +75,32 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.1, description="Sampling temperature.")
     llm_max_tokens: int = Field(512, description="Max tokens per answer.")
 
+    # --- engine (answers) ----------------------------------------------------------------
+    out_of_scope_margin: float = Field(
+        0.15,
+        description="Extra retrieval score above answer_threshold needed to answer a message "
+        "the NLU marked out of scope.",
+    )
+    suggest_margin: float = Field(
+        0.05, description="Score gap under which a second entry is offered as 'Did you mean …?'."
+    )
+    stream_chunk_words: int = Field(4, description="Words per token event in extractive mode.")
+    llm_context_passages: int = Field(
+        4, description="Retrieved passages put into the LLM prompt (generative mode)."
+    )
+    llm_breaker_failures: int = Field(
+        3, description="Consecutive LLM failures after which the LLM is skipped for a cool-down."
+    )
+    llm_breaker_cooldown_s: float = Field(
+        60.0, description="Seconds the LLM is skipped (extractive answers) after repeated failures."
+    )
+    memory_max_tokens: int = Field(
+        1200, description="Token budget for recent conversation turns sent to the LLM."
+    )
+    memory_summary_tokens: int = Field(
+        300, description="Token budget for the running summary of older turns."
+    )
+
     # --- actions -------------------------------------------------------------------------
     order_api_url: str | None = Field(
         None,

@@ -1,0 +1,141 @@
+"""The engine's decisions as pure functions: which path a parsed message takes (:func:`route`)
+and whether the retrieved hits are good enough to answer (:func:`judge`).
+
+Kept free of I/O so every branch is unit-testable without models.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot import texts
+from bot.conversation import ConversationContext
+from bot.nlu.types import ParsedMessage
+from bot.smalltalk import is_smalltalk
+from retrieval.types import Hit
+
+RouteKind = Literal[
+    "smalltalk", "handoff", "order", "ask_order", "complaint", "out_of_scope", "retrieve"
+]
+
+_WORD = re.compile(r"\w+")
+SMALLTALK_MAX_WORDS = 5
+"""Smalltalk intents on longer messages ("hi, how long does shipping take?") still retrieve."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    kind: RouteKind
+    order_number: str | None = None
+
+
+def _last_bot_text(ctx: ConversationContext) -> str:
+    for turn in reversed(ctx.history):
+        if turn.role != "user":
+            return turn.text
+    return ""
+
+
+def _offered_human(bot_text: str) -> bool:
+    return any(
+        bot_text.rstrip().endswith(texts.text(key, lang).split(". ")[-1])
+        for key in ("fallback", "out_of_scope")
+        for lang in ("en", "de")
+    )
+
+
+def _mostly_order_number(text: str, number_text: str) -> bool:
+    rest = text.replace(number_text, " ")
+    return len(_WORD.findall(rest)) <= 3
+
+
+def route(parsed: ParsedMessage, ctx: ConversationContext) -> Route:
+    """The path for this message before retrieval.
+
+    Order: an order number in reply to our question (or with ``order_status``) → ``order``;
+    ``human_handoff`` → ``handoff``; an affirmation right after we offered a human → ``handoff``;
+    ``order_status`` without a number → ``ask_order``; ``complaint``; short smalltalk;
+    out of scope; everything else → ``retrieve``.
+    """
+    intent = parsed.intent
+    order = parsed.entity("ORDER_NUMBER")
+    last_bot = _last_bot_text(ctx)
+    if order is not None and (
+        intent == "order_status"
+        or texts.matches("ask_order_number", last_bot)
+        or _mostly_order_number(parsed.text, order.text)
+    ):
+        return Route("order", order_number=order.value)
+    if intent == "human_handoff":
+        return Route("handoff")
+    if intent == "affirm" and _offered_human(last_bot):
+        return Route("handoff")
+    if intent == "order_status":
+        return Route("ask_order")
+    if intent == "complaint":
+        return Route("complaint")
+    if is_smalltalk(intent) and len(_WORD.findall(parsed.text)) <= SMALLTALK_MAX_WORDS:
+        return Route("smalltalk")
+    if parsed.out_of_scope:
+        return Route("out_of_scope")
+    return Route("retrieve")
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    confident: bool
+    confidence: float
+    best: Hit | None
+    close: tuple[Hit, ...] = field(default_factory=tuple)  # other entries nearly as good
+    near: tuple[Hit, ...] = field(default_factory=tuple)  # below threshold but worth suggesting
+
+
+def _distinct(hits: Sequence[Hit]) -> list[Hit]:
+    seen: set[str] = set()
+    out: list[Hit] = []
+    for h in hits:
+        if h.entry_id not in seen:
+            seen.add(h.entry_id)
+            out.append(h)
+    return out
+
+
+def judge(
+    hits: Sequence[Hit],
+    *,
+    lang: str,
+    threshold: float,
+    close_margin: float = 0.05,
+    suggest_floor: float = 0.15,
+    max_suggestions: int = 2,
+) -> Judgement:
+    """Whether to answer, and from which hit.
+
+    A hit in the user's language at or above ``threshold`` is preferred over a slightly
+    better one in another language (the user should get an answer they can read). ``close``
+    lists other entries within ``close_margin`` of the best ("Did you mean …?");
+    ``near`` lists entries within ``suggest_floor`` below the threshold when nothing is
+    confident.
+    """
+    ranked = _distinct(sorted(hits, key=lambda h: h.score, reverse=True))
+    if not ranked:
+        return Judgement(confident=False, confidence=0.0, best=None)
+    same_lang = [h for h in ranked if h.lang == lang]
+    best = ranked[0]
+    if same_lang and same_lang[0].score >= threshold:
+        best = same_lang[0]
+    pool = same_lang or ranked
+    if best.score >= threshold:
+        close = tuple(
+            h
+            for h in pool
+            if h.entry_id != best.entry_id
+            and h.score >= threshold
+            and best.score - h.score <= close_margin
+        )[:max_suggestions]
+        return Judgement(confident=True, confidence=best.score, best=best, close=close)
+    near = tuple(h for h in pool if h.score >= threshold - suggest_floor)[: max_suggestions + 1]
+    return Judgement(confident=False, confidence=best.score, best=best, near=near)

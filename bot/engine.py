@@ -1,0 +1,362 @@
+"""The answering engine: one user message → a stream of typed events (:mod:`bot.events`).
+
+``parse → fast paths → retrieve → decide → answer``. Decisions live in :mod:`bot.decide`,
+answers are extractive (:mod:`bot.extractive`) or generative (:mod:`bot.agent`), replies and
+fallback texts come in the user's language. Every turn ends with exactly one ``Done``;
+``Error`` (stable code, user-safe message) comes before it when something failed.
+
+Failure policy of the generative mode (documented in docs/engine.md):
+- LLM skipped (circuit open) or failing before its first token → the extractive answer
+  (``Done.mode="extractive"``);
+- LLM failing mid-answer → ``Error(KT500)`` with a user-safe note, then ``Sources`` and
+  ``Done(partial=True)``; the tokens already sent stay (the transcript keeps them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from bot import smalltalk, texts
+from bot.actions import Action, ActionResult, order_reply, public_order_data
+from bot.agent import Delta, Generator, ToolEffect, Usage
+from bot.config import Settings
+from bot.conversation import ConversationContext
+from bot.decide import Judgement, Route, judge, route
+from bot.errors import KlartextError, LLMError
+from bot.events import (
+    ActionEvent,
+    AnswerMode,
+    Done,
+    Error,
+    Event,
+    Handoff,
+    SourceRef,
+    Sources,
+    Suggestions,
+    Token,
+)
+from bot.extractive import answer_text, chunk_words
+from bot.llm.breaker import CircuitBreaker
+from bot.llm.providers import ChatModelProvider
+from bot.memory import window
+from bot.nlu.types import IntentParser, ParsedMessage
+from bot.prompts import system_prompt
+from retrieval.types import Hit, Retriever
+
+log = logging.getLogger(__name__)
+
+ORDER_ACTION = "lookup_order"
+_CITATION = re.compile(r"\[([A-Za-z0-9][\w.#/:-]*)\]")
+
+
+@dataclass(slots=True)
+class _TurnState:
+    """What a turn has done so far; becomes the ``Done`` event."""
+
+    turn_id: str
+    lang: str
+    started: float
+    mode: AnswerMode = "fallback"
+    answered: bool = False
+    confidence: float = 0.0
+    partial: bool = False
+    timing_ms: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def done(self, now: float) -> Done:
+        self.timing_ms["total"] = round((now - self.started) * 1000, 2)
+        return Done(
+            turn_id=self.turn_id,
+            mode=self.mode,
+            answered=self.answered,
+            confidence=round(self.confidence, 4),
+            lang=self.lang,
+            timing_ms=self.timing_ms,
+            partial=self.partial,
+            usage=self.usage,
+        )
+
+
+def _source(hit: Hit) -> SourceRef:
+    e = hit.entry
+    return SourceRef(id=e.id, title=e.display_title, url=e.url, score=round(hit.score, 4))
+
+
+class Engine:
+    """Implements :class:`bot.conversation.ChatEngine`."""
+
+    def __init__(
+        self,
+        *,
+        nlu: IntentParser,
+        retriever: Retriever,
+        settings: Settings,
+        provider: ChatModelProvider | None = None,
+        actions: Mapping[str, Action] | None = None,
+        breaker: CircuitBreaker | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.nlu = nlu
+        self.retriever = retriever
+        self.settings = settings
+        self.provider = provider
+        self.actions: dict[str, Action] = dict(actions or {})
+        self.breaker = breaker or CircuitBreaker(
+            settings.llm_breaker_failures, settings.llm_breaker_cooldown_s
+        )
+        self._clock = clock
+
+    # --- public ------------------------------------------------------------------------
+    async def turn(
+        self, text: str, ctx: ConversationContext, *, turn_id: str
+    ) -> AsyncIterator[Event]:
+        state = _TurnState(
+            turn_id=turn_id, lang=ctx.lang or self.settings.default_language, started=self._clock()
+        )
+        try:
+            async for event in self._turn(text, ctx, state):
+                yield event
+        except KlartextError as exc:
+            log.exception("turn %s failed", turn_id)
+            yield Error(code=exc.code, message=texts.text("internal_error", state.lang))
+            state.mode, state.answered = "fallback", False
+        except Exception:
+            log.exception("turn %s failed", turn_id)
+            yield Error(code="KT000", message=texts.text("internal_error", state.lang))
+            state.mode, state.answered = "fallback", False
+        yield state.done(self._clock())
+
+    # --- the flow ----------------------------------------------------------------------
+    def _lap(self, state: _TurnState, key: str, since: float) -> float:
+        now = self._clock()
+        state.timing_ms[key] = round((now - since) * 1000, 2)
+        return now
+
+    async def _turn(
+        self, text: str, ctx: ConversationContext, state: _TurnState
+    ) -> AsyncIterator[Event]:
+        t = self._clock()
+        parsed = await asyncio.to_thread(self.nlu.parse, text, ctx.lang)
+        t = self._lap(state, "nlu", t)
+        state.lang = parsed.lang
+        r = route(parsed, ctx)
+        if r.kind == "smalltalk" and parsed.intent:
+            state.mode = "smalltalk"
+            yield Token(text=smalltalk.reply(parsed.intent, parsed.lang))
+            return
+        if r.kind == "handoff":
+            state.mode = "handoff"
+            yield Token(text=texts.text("handoff", parsed.lang))
+            yield Handoff(reason="user_request")
+            return
+        if r.kind in ("order", "ask_order"):
+            async for event in self._order(r, parsed, state):
+                yield event
+            return
+        hits = await asyncio.to_thread(
+            self.retriever.search, text, k=self.settings.search_k, lang=parsed.lang
+        )
+        self._lap(state, "retrieval", t)
+        threshold = self.settings.answer_threshold
+        if r.kind == "out_of_scope":
+            threshold += self.settings.out_of_scope_margin
+        j = judge(
+            hits,
+            lang=parsed.lang,
+            threshold=threshold,
+            close_margin=self.settings.suggest_margin,
+        )
+        state.confidence = j.confidence
+        if r.kind == "complaint":
+            async for event in self._complaint(parsed, ctx, j, state):
+                yield event
+            return
+        if not j.confident:
+            async for event in self._fallback(parsed, j, state, r.kind == "out_of_scope"):
+                yield event
+            return
+        async for event in self._answer(parsed, ctx, j, state):
+            yield event
+
+    async def _order(
+        self, r: Route, parsed: ParsedMessage, state: _TurnState
+    ) -> AsyncIterator[Event]:
+        state.mode = "action"
+        if r.kind == "ask_order" or r.order_number is None:
+            yield Token(text=texts.text("ask_order_number", parsed.lang))
+            return
+        action = self.actions.get(ORDER_ACTION)
+        yield ActionEvent(name=ORDER_ACTION, status="started")
+        t = self._clock()
+        if action is None:
+            result = ActionResult("error", detail="no order action configured")
+        else:
+            try:
+                result = await asyncio.wait_for(
+                    action.run({"order_number": r.order_number}),
+                    timeout=self.settings.action_timeout_s,
+                )
+            except TimeoutError:
+                result = ActionResult("error", detail="timeout")
+        self._lap(state, "action", t)
+        if result.status == "error":
+            log.warning("order action failed: %s", result.detail)
+        yield ActionEvent(
+            name=ORDER_ACTION, status=result.status, data=public_order_data(result.data)
+        )
+        yield Token(text=order_reply(result, r.order_number, parsed.lang))
+        state.answered = result.status == "ok"
+
+    async def _fallback(
+        self, parsed: ParsedMessage, j: Judgement, state: _TurnState, out_of_scope: bool
+    ) -> AsyncIterator[Event]:
+        state.mode, state.answered = "fallback", False
+        key = "out_of_scope" if out_of_scope else "fallback"
+        yield Token(text=texts.text(key, parsed.lang))
+        items = [] if out_of_scope else [h.entry.question for h in j.near]
+        items.append(texts.text("talk_to_human", parsed.lang))
+        yield Suggestions(items=items)
+
+    async def _complaint(
+        self, parsed: ParsedMessage, ctx: ConversationContext, j: Judgement, state: _TurnState
+    ) -> AsyncIterator[Event]:
+        """A complaint goes to a human; a confident knowledge match is answered first."""
+        if j.confident:
+            async for event in self._answer(parsed, ctx, j, state):
+                yield event
+            yield Token(text="\n\n" + texts.text("complaint", parsed.lang))
+        else:
+            state.mode = "handoff"
+            yield Token(text=texts.text("complaint", parsed.lang))
+        yield Handoff(reason="complaint")
+
+    async def _answer(
+        self, parsed: ParsedMessage, ctx: ConversationContext, j: Judgement, state: _TurnState
+    ) -> AsyncIterator[Event]:
+        assert j.best is not None
+        provider = self.provider
+        if provider is not None and self.breaker.allow():
+            async for event in self._generative(provider, parsed, ctx, j, state):
+                yield event
+            return
+        async for event in self._extractive(j, state):
+            yield event
+
+    async def _extractive(self, j: Judgement, state: _TurnState) -> AsyncIterator[Event]:
+        assert j.best is not None
+        t = self._clock()
+        state.mode, state.answered = "extractive", True
+        for chunk in chunk_words(answer_text(j.best), self.settings.stream_chunk_words):
+            yield Token(text=chunk)
+        yield Sources(items=[_source(j.best)])
+        if j.close:
+            yield Suggestions(items=[h.entry.question for h in j.close])
+        self._lap(state, "answer", t)
+
+    def _context_hits(self, j: Judgement, hits_pool: Sequence[Hit] = ()) -> list[Hit]:
+        assert j.best is not None
+        unique: dict[str, Hit] = {}
+        for h in (j.best, *j.close, *hits_pool):
+            unique.setdefault(h.entry_id, h)
+        return list(unique.values())[: self.settings.llm_context_passages]
+
+    async def _generative(
+        self,
+        provider: ChatModelProvider,
+        parsed: ParsedMessage,
+        ctx: ConversationContext,
+        j: Judgement,
+        state: _TurnState,
+    ) -> AsyncIterator[Event]:
+        t = self._clock()
+        passages = self._context_hits(j)
+        known: dict[str, Hit] = {h.entry_id: h for h in passages}
+        win = window(
+            ctx,
+            max_tokens=self.settings.memory_max_tokens,
+            summary_tokens=self.settings.memory_summary_tokens,
+        )
+        system = system_prompt(
+            passages,
+            lang=parsed.lang,
+            bot_name=self.settings.bot_name,
+            summary=win.summary,
+            tools=provider.supports_tools,
+        )
+        order_action = self.actions.get(ORDER_ACTION)
+        gen = Generator(
+            provider.chat_model(),
+            use_tools=provider.supports_tools,
+            search=lambda q: self.retriever.search(q, k=3, lang=parsed.lang),
+            order_action=order_action,
+        )
+        answer: list[str] = []
+        handoff: str | None = None
+        try:
+            async for item in gen.stream(
+                system=system, history=win.turns, question=parsed.text, lang=parsed.lang
+            ):
+                if isinstance(item, Delta):
+                    if not answer:
+                        self._lap(state, "first_token", t)
+                    answer.append(item.text)
+                    yield Token(text=item.text)
+                elif isinstance(item, Usage):
+                    state.usage = item.tokens
+                elif isinstance(item, ToolEffect):
+                    for event in self._effect_events(item, known):
+                        yield event
+                    if item.kind == "handoff":
+                        handoff = item.reason or "low_confidence"
+        except LLMError as exc:
+            self.breaker.record_failure()
+            log.warning("LLM failed (%s tokens sent): %s", len(answer), exc)
+            self._lap(state, "llm", t)
+            if not answer:
+                async for event in self._extractive(j, state):
+                    yield event
+                return
+            state.partial = True
+            yield Error(code=exc.code, message=texts.text("llm_interrupted", parsed.lang))
+            state.mode, state.answered = "generative", True
+            yield Sources(items=[_source(h) for h in self._cited("".join(answer), known, j)])
+            return
+        self.breaker.record_success()
+        self._lap(state, "llm", t)
+        state.mode, state.answered = "generative", True
+        yield Sources(items=[_source(h) for h in self._cited("".join(answer), known, j)])
+        if handoff is not None:
+            yield Handoff(reason="low_confidence")
+
+    @staticmethod
+    def _effect_events(effect: ToolEffect, known: dict[str, Hit]) -> list[Event]:
+        if effect.kind == "hits":
+            for h in effect.hits:
+                known.setdefault(h.entry_id, h)
+            return []
+        if effect.kind == "action" and effect.result is not None:
+            return [
+                ActionEvent(
+                    name=effect.action,
+                    status=effect.result.status,
+                    data=public_order_data(effect.result.data),
+                )
+            ]
+        return []
+
+    @staticmethod
+    def _cited(answer: str, known: Mapping[str, Hit], j: Judgement) -> list[Hit]:
+        """Passages the answer cites by id (in order); the best hit if it cites none."""
+        cited: list[Hit] = []
+        for m in _CITATION.finditer(answer):
+            hit = known.get(m.group(1))
+            if hit is not None and hit not in cited:
+                cited.append(hit)
+        if not cited and j.best is not None:
+            cited.append(j.best)
+        return cited
