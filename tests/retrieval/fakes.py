@@ -105,7 +105,11 @@ SHOP = [
     ),
     faq("return", "How do I return an item?", "Use the returns portal within 30 days.", line=8),
     faq("pay", "Which payment methods do you accept?", "Card, PayPal and invoice.", line=14),
-    faq("pw", "How can I reset my password?", "Click 'Forgot password' on the login page.", line=20),
-    faq("versand", "Wie lange dauert der Versand?", "Die Lieferung dauert 1-3 Werktage.", lang="de"),
+    faq(
+        "pw", "How can I reset my password?", "Click 'Forgot password' on the login page.", line=20
+    ),
+    faq(
+        "versand", "Wie lange dauert der Versand?", "Die Lieferung dauert 1-3 Werktage.", lang="de"
+    ),
     passage("help#warranty", "Help › Warranty", "All tents carry a two year warranty on seams."),
 ]

@@ -1,0 +1,55 @@
+"""Tokeniser and BM25 index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.lexical import LexicalIndex, stem, tokenize
+
+
+def test_tokenize_lowercases_drops_stopwords_and_folds_umlauts() -> None:
+    assert tokenize("How do I RETURN the Jacket?") == [stem("return"), stem("jacket")]
+    assert tokenize("Rücksendung") == tokenize("rucksendung")
+    assert "der" not in tokenize("Wie lange dauert der Versand?")
+
+
+def test_stemming_meets_inflections() -> None:
+    assert len({stem(w) for w in ("delivered", "delivery", "deliver", "deliveries")}) == 1
+    assert len({stem(w) for w in ("shipping", "shipped", "ships")}) == 1
+    assert stem("lieferung") == stem("liefern")
+    assert stem("12345") == "12345"
+
+
+def test_bm25_ranks_and_coverage() -> None:
+    docs = [
+        "How long does delivery take? Parcels arrive in 3 days.",
+        "How do I reset my password? Use the login page.",
+        "Which payment methods are accepted? PayPal and card.",
+    ]
+    index = LexicalIndex.build(docs)
+    scores, coverage = index.score("password reset")
+    assert int(np.argmax(scores)) == 1
+    assert coverage[1] == 1.0
+    assert coverage[0] == 0.0
+    _, partial = index.score("password pizza")
+    assert 0.0 < partial[1] < 1.0
+
+
+def test_empty_query_and_empty_index() -> None:
+    index = LexicalIndex.build(["alpha beta"])
+    scores, coverage = index.score("the and of")
+    assert scores.tolist() == [0.0] and coverage.tolist() == [0.0]
+    empty = LexicalIndex.build([])
+    assert empty.score("anything")[0].shape == (0,)
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    index = LexicalIndex.build(["Versand nach Österreich", "returns within 30 days"])
+    index.save(tmp_path)
+    loaded = LexicalIndex.load(tmp_path)
+    for query in ("versand österreich", "return days"):
+        a, b = index.score(query), loaded.score(query)
+        assert np.allclose(a[0], b[0]) and np.allclose(a[1], b[1])
+    assert not list(tmp_path.glob("*.pkl"))
