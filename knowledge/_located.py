@@ -66,6 +66,46 @@ class _StrLoader(yaml.SafeLoader):
 
     yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {}  # type: ignore[misc]
 
+    def scan_plain(self) -> yaml.tokens.ScalarToken:
+        """PyYAML's plain-scalar scanner (MIT), but ``?`` may occur inside flow scalars.
+
+        PyYAML rejects ``[Where is my order?, Hi]``; YAML 1.2 and most other parsers accept it,
+        and FAQ/intent examples end in question marks all the time.
+        """
+        chunks: list[str] = []
+        start_mark = self.get_mark()
+        end_mark = start_mark
+        indent = self.indent + 1
+        spaces: list[str] = []
+        blank = "\0 \t\r\n\x85\u2028\u2029"
+        while True:
+            length = 0
+            if self.peek() == "#":
+                break
+            while True:
+                ch = self.peek(length)
+                if (
+                    ch in blank
+                    or (
+                        ch == ":"
+                        and self.peek(length + 1) in blank + (",[]{}" if self.flow_level else "")
+                    )
+                    or (self.flow_level and ch in ",[]{}")
+                ):
+                    break
+                length += 1
+            if length == 0:
+                break
+            self.allow_simple_key = False
+            chunks.extend(spaces)
+            chunks.append(self.prefix(length))
+            self.forward(length)
+            end_mark = self.get_mark()
+            spaces = self.scan_plain_spaces(indent, start_mark) or []
+            if not spaces or self.peek() == "#" or (not self.flow_level and self.column < indent):
+                break
+        return yaml.tokens.ScalarToken("".join(chunks), True, start_mark, end_mark)
+
 
 _StrLoader.add_implicit_resolver(
     "tag:yaml.org,2002:null",
