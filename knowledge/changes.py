@@ -105,11 +105,13 @@ def normalise_question(text: str) -> str:
 
 
 def find_exact_duplicates(entries: Sequence[Entry]) -> list[DuplicatePair]:
-    """FAQ phrasings shared by different entries after :func:`normalise_question`.
+    """FAQ phrasings shared by different entries of one language after :func:`normalise_question`.
 
-    One pair per (earlier entry, later entry, phrasing), in load order.
+    Entries in different languages may share a phrasing (a loanword such as "click and collect"
+    or a product name): they are translations, not duplicates. One pair per (earlier entry,
+    later entry, phrasing), in load order.
     """
-    first_seen: dict[str, list[Entry]] = {}
+    first_seen: dict[tuple[str, str], list[Entry]] = {}
     pairs: list[DuplicatePair] = []
     reported: set[tuple[str, str, str]] = set()
     for entry in entries:
@@ -119,7 +121,7 @@ def find_exact_duplicates(entries: Sequence[Entry]) -> list[DuplicatePair]:
             key = normalise_question(phrase)
             if not key:
                 continue
-            owners = first_seen.setdefault(key, [])
+            owners = first_seen.setdefault((entry.lang, key), [])
             for other in owners:
                 mark = (other.id, entry.id, key)
                 if other.id != entry.id and mark not in reported:

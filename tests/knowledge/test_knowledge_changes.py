@@ -111,7 +111,16 @@ def test_exact_duplicates_across_entries() -> None:
         source="p.md",
         line=1,
     )
-    pairs = find_exact_duplicates([e1, e2, e3, e4, passage])
+    german = make_entry(
+        id="de-x",
+        kind=EntryKind.FAQ,
+        question="Can I pay by card?",
+        answer="Ja.",
+        source="d",
+        line=1,
+        lang="de",
+    )
+    pairs = find_exact_duplicates([e1, e2, e3, e4, passage, german])
     assert pairs == [
         DuplicatePair("ship", "en.yaml:3", "ship2", "b.csv:7", "how long does DELIVERY take"),
         DuplicatePair("pay", "en.yaml:9", "pay2", "de.yaml:2", "can i pay by card"),
