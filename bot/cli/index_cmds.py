@@ -1,0 +1,242 @@
+"""Admin commands for the index: ``klartext reindex``, ``klartext search``, ``klartext kb stats``.
+
+Heavy imports (FAISS, the embedding model) happen only where needed: ``kb stats`` reads the
+manifest and entries JSON; a reindex with nothing changed never creates the embedder.
+Tests replace :func:`make_embedder` (module attribute) with a fake.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.cli._apps import app, kb_app
+from bot.config import Settings, get_settings
+from knowledge.errors import KnowledgeError
+from retrieval.errors import RetrievalError
+
+if TYPE_CHECKING:
+    from retrieval.reindex import ReindexReport
+    from retrieval.types import Embedder
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def make_embedder(settings: Settings, languages: Iterable[str]) -> Embedder:
+    """The configured embedder for a knowledge base in ``languages`` (replaced in tests)."""
+    from retrieval.embedders import make_embedder as _make
+
+    return _make(settings.embedding_backend, settings.embedding_model, languages)
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def reindex(
+    knowledge_dir: Annotated[
+        Path | None,
+        typer.Argument(help="Knowledge folder (default: the configured knowledge_dir)."),
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-embed every entry.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+    ] = False,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option("--skip-invalid", help="Leave out invalid entries/files (listed) and go on."),
+    ] = False,
+) -> None:
+    """Build or update the search index from a knowledge folder (incremental by default)."""
+    from knowledge.loaders import load_knowledge
+    from retrieval.reindex import reindex as run_reindex
+
+    settings = get_settings()
+    root = knowledge_dir or settings.knowledge_dir
+    try:
+        kb = load_knowledge(root, skip_invalid=skip_invalid)
+    except KnowledgeError as exc:
+        for issue in exc.issues:
+            err_console.print(str(issue), highlight=False, markup=False)
+        raise _fail(f"{exc.message} — fix the files or rerun with --skip-invalid") from None
+    for issue in kb.issues:
+        err_console.print(f"[yellow]skipped:[/yellow] {issue}", highlight=False)
+    languages = sorted(kb.languages)
+    embedder_cache: list[Embedder] = []
+
+    def factory() -> Embedder:
+        if not embedder_cache:
+            with console.status("Loading the embedding model…"):
+                embedder_cache.append(make_embedder(settings, languages))
+        return embedder_cache[0]
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("Embedding", total=None, visible=False)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, visible=total > 0)
+
+        try:
+            report = run_reindex(
+                kb,
+                settings.index_dir,
+                factory,
+                full=full,
+                dry_run=dry_run,
+                hnsw_threshold=settings.hnsw_threshold,
+                duplicate_threshold=settings.duplicate_threshold,
+                progress=progress,
+                model_name=_configured_name(settings, languages),
+            )
+        except RetrievalError as exc:
+            raise _fail(str(exc)) from None
+    _print_report(report, root)
+
+
+def _configured_name(settings: Settings, languages: Iterable[str]) -> str | None:
+    """The configured embedder's name without loading a model, if the backend can tell."""
+    try:
+        from retrieval.embedders import resolve_name
+    except ImportError:
+        return None
+    name: str | None = resolve_name(
+        settings.embedding_backend, settings.embedding_model, list(languages)
+    )
+    return name
+
+
+def _print_report(report: ReindexReport, root: Path) -> None:
+    title = "Reindex (dry run)" if report.dry_run else "Reindex"
+    table = Table(title=f"{title}: {root}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in (
+        ("added", report.added),
+        ("changed", report.changed),
+        ("removed", report.removed),
+        ("unchanged", report.unchanged),
+        ("entries", report.entries),
+        ("vectors embedded", report.embedded),
+        ("duplicates", len(report.duplicates)),
+        ("time", f"{report.seconds:.2f} s"),
+    ):
+        table.add_row(label, str(value))
+    table.add_row("model", report.model or "-")
+    state = str(report.build) if report.build else ("nothing written" if report.dry_run else "")
+    table.add_row("build", state or "up to date, nothing written")
+    console.print(table)
+    if report.duplicates:
+        dups = Table(title="Duplicate questions")
+        for col in ("similarity", "entry", "other entry", "text"):
+            dups.add_column(col)
+        for d in report.duplicates:
+            dups.add_row(
+                f"{d.similarity:.2f}",
+                f"{d.a_id}\n{d.a_location}",
+                f"{d.b_id}\n{d.b_location}",
+                d.text,
+            )
+        console.print(dups)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What a customer would ask.")],
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of hits.", min=1)] = 5,
+    lang: Annotated[str | None, typer.Option("--lang", help="Prefer this language.")] = None,
+) -> None:
+    """Search the index (hybrid dense + BM25) and show ranked hits with scores."""
+    from retrieval import store
+    from retrieval.search import load_retriever
+
+    settings = get_settings()
+    try:
+        build = store.current_build(settings.index_dir)
+        languages = sorted({e.lang for e in store.read_entries(build)})
+        retriever = load_retriever(settings.index_dir, embedder=make_embedder(settings, languages))
+        hits = retriever.search(query, k=k, lang=lang)
+    except RetrievalError as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"{query!r} (confident at score >= {settings.answer_threshold:.2f})")
+    for col, just in (("#", "right"), ("score", "right"), ("dense", "right"), ("bm25", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for col in ("entry", "lang", "matched", "source"):
+        table.add_column(col)
+    for h in hits:
+        style = "green" if h.score >= settings.answer_threshold else None
+        table.add_row(
+            str(h.rank),
+            f"{h.score:.3f}",
+            f"{h.dense_score:.3f}",
+            f"{h.lexical_score:.2f}",
+            h.entry_id,
+            h.lang,
+            h.matched if len(h.matched) <= 80 else h.matched[:77] + "…",
+            h.source if h.source == h.entry.source else f"{h.source}\n{h.entry.location}",
+            style=style,
+        )
+    console.print(table)
+    if not hits:
+        console.print("no hits")
+
+
+@kb_app.command("stats")
+def stats() -> None:
+    """Entries per source and language, index size and model (no model is loaded)."""
+    from knowledge.changes import fingerprint_files
+    from retrieval import store
+
+    settings = get_settings()
+    try:
+        build = store.current_build(settings.index_dir)
+        manifest = store.read_manifest(build)
+        entries = store.read_entries(build)
+    except RetrievalError as exc:
+        raise _fail(str(exc)) from None
+    size = sum(p.stat().st_size for p in build.iterdir() if p.is_file())
+    root = Path(manifest.knowledge_root)
+    fresh = root.is_dir() and fingerprint_files(root) == manifest.knowledge_fingerprint
+    info = Table(title="Index", show_header=False)
+    info.add_column(style="bold")
+    info.add_column()
+    for label, value in (
+        ("model", manifest.model),
+        ("dimensions", str(manifest.dim)),
+        ("layout", manifest.index_kind),
+        ("entries", str(manifest.entry_count)),
+        ("vectors", str(manifest.row_count)),
+        ("size on disk", f"{size / 1e6:.2f} MB"),
+        ("built", f"{manifest.built_at} ({manifest.build_seconds:.1f} s)"),
+        ("knowledge", f"{root} ({'up to date' if fresh else 'changed since: reindex'})"),
+        ("duplicates", str(len(manifest.duplicates))),
+        ("build", str(build)),
+    ):
+        info.add_row(label, value)
+    console.print(info)
+    per = Counter((e.source, e.lang, e.kind.value) for e in entries)
+    table = Table(title="Entries per source")
+    for col in ("source", "lang", "kind", "entries"):
+        table.add_column(col, justify="right" if col == "entries" else "left")
+    for (source, lang, kind), n in sorted(per.items()):
+        table.add_row(source, lang, kind, str(n))
+    console.print(table)
+    langs = Counter(e.lang for e in entries)
+    console.print("languages: " + ", ".join(f"{k} {v}" for k, v in sorted(langs.items())))
