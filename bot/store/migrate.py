@@ -6,7 +6,10 @@ event loop (the server's lifespan, async tests).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -16,6 +19,7 @@ from sqlalchemy import Connection
 
 from bot.store.db import make_engine
 
+T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -78,13 +82,23 @@ async def is_up_to_date_async(url: str) -> bool:
     return await current_revision_async(url) == head_revision()
 
 
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, also from code that already runs inside an event loop (a thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def upgrade(url: str, target: str = "head") -> None:
-    asyncio.run(upgrade_async(url, target))
+    _run(upgrade_async(url, target))
 
 
 def current_revision(url: str) -> str | None:
-    return asyncio.run(current_revision_async(url))
+    return _run(current_revision_async(url))
 
 
 def is_up_to_date(url: str) -> bool:
-    return asyncio.run(is_up_to_date_async(url))
+    return _run(is_up_to_date_async(url))

@@ -1,0 +1,2 @@
+"""The outside world: FastAPI app, websocket chat, widget pages (imports ``bot``; nothing
+imports ``web``)."""

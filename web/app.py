@@ -1,0 +1,145 @@
+"""``create_app``: the FastAPI application. The lifespan opens the database (refusing an
+un-migrated one), builds the runtime (index, NLU, engine) once unless one is injected, and
+wires the hub, event log and turn runner onto ``app.state.services``.
+
+Run with ``uvicorn --factory web.app:create_app`` or ``klartext serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+from fastapi import FastAPI
+
+from bot.config import Settings, get_settings
+from bot.conversation import ChatEngine
+from bot.errors import KlartextError, StoreError
+from bot.store import Database
+from bot.store.migrate import current_revision_async, head_revision
+from web.chat_ws import router as ws_router
+from web.deps import RuntimeLike, Services
+from web.eventlog import EventLog
+from web.hub import Hub, InProcessHub
+from web.limits import Limits, RateLimiter
+from web.logging import configure_logging
+from web.protocol import SERVER_VERSION
+from web.routes.health import router as health_router
+from web.routes.pages import router as pages_router
+from web.tokens import signer_from_settings
+from web.turns import TurnRunner
+
+log = logging.getLogger("klartext.app")
+RELOAD_INTERVAL_S = 10.0
+
+
+async def check_migrated(db: Database) -> None:
+    """Raise ``StoreError`` unless the database schema is at the newest migration."""
+    try:
+        current = await current_revision_async(db.url)
+    except Exception as exc:
+        raise StoreError(f"database unreachable ({type(exc).__name__}: {exc})") from exc
+    head = head_revision()
+    if current != head:
+        raise StoreError(
+            f"database schema is at {current or 'nothing'}, expected {head}: "
+            "run `klartext db upgrade` first"
+        )
+
+
+async def _build_runtime(settings: Settings) -> RuntimeLike:
+    module = importlib.import_module("bot.runtime")
+    built = await asyncio.to_thread(module.build_runtime, settings)
+    if inspect.isawaitable(built):
+        built = await built
+    return cast(RuntimeLike, built)
+
+
+async def _reload_loop(runtime: Any) -> None:
+    """Pick up a reindex done by ``klartext reindex`` while the server runs."""
+    while True:
+        await asyncio.sleep(RELOAD_INTERVAL_S)
+        try:
+            result = await asyncio.to_thread(runtime.reload_if_changed)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("runtime reload failed")
+
+
+def _engine_of(services_ref: list[Services]) -> ChatEngine:
+    runtime = services_ref[0].runtime
+    if runtime is None:  # guarded by chat_ws (`not_ready`)
+        raise KlartextError("the assistant is not ready")
+    return runtime.engine
+
+
+def create_app(
+    settings: Settings | None = None, *, runtime: RuntimeLike | None = None, hub: Hub | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json_logs=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.effective_database_url)
+        try:
+            await check_migrated(db)
+        except StoreError:
+            await db.dispose()
+            raise
+        rt, rt_error = runtime, None
+        if rt is None:
+            try:
+                rt = await _build_runtime(settings)
+            except KlartextError as exc:  # start anyway: /readyz says why, messages → not_ready
+                rt_error = str(exc)
+                log.error("runtime not available: %s", exc)
+        the_hub = hub or InProcessHub()
+        events = EventLog(db, the_hub)
+        ref: list[Services] = []
+        turns = TurnRunner(
+            events,
+            lambda: _engine_of(ref),
+            default_lang=settings.default_language,
+            log_pii=settings.log_pii,
+        )
+        services = Services(
+            settings=settings,
+            runtime=rt,
+            runtime_error=rt_error,
+            db=db,
+            hub=the_hub,
+            events=events,
+            turns=turns,
+            signer=signer_from_settings(settings),
+            limits=Limits.from_settings(settings),
+            rate=RateLimiter(settings.rate_limit_per_minute),
+        )
+        ref.append(services)
+        if runtime is None and rt is not None and hasattr(rt, "reload_if_changed"):
+            services.reload_task = asyncio.create_task(_reload_loop(rt))
+        app.state.services = services
+        log.info("ready", extra={"database": db.url.split("@")[-1], "runtime": rt is not None})
+        try:
+            yield
+        finally:
+            if services.reload_task is not None:
+                services.reload_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await services.reload_task
+            await turns.aclose()
+            await db.dispose()
+
+    app = FastAPI(title="Klartext", version=SERVER_VERSION, lifespan=lifespan)
+    app.dependency_overrides[get_settings] = lambda: settings
+    app.include_router(health_router)
+    app.include_router(ws_router)
+    app.include_router(pages_router)
+    return app

@@ -1,0 +1,64 @@
+"""The app's services (built once in the lifespan, kept on ``app.state.services``) and the
+``Annotated`` dependency aliases routes use."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings, get_settings
+from bot.conversation import ChatEngine
+from bot.store import Database
+from web.eventlog import EventLog
+from web.hub import Hub
+from web.limits import Limits, RateLimiter
+from web.tokens import TokenSigner
+from web.turns import TurnRunner
+
+
+class RuntimeLike(Protocol):
+    """What the web layer needs of ``bot.runtime.Runtime``."""
+
+    @property
+    def engine(self) -> ChatEngine: ...
+
+    def ready(self) -> dict[str, bool]: ...
+
+
+@dataclass
+class Services:
+    settings: Settings
+    runtime: RuntimeLike | None
+    runtime_error: str | None
+    db: Database
+    hub: Hub
+    events: EventLog
+    turns: TurnRunner
+    signer: TokenSigner
+    limits: Limits
+    rate: RateLimiter
+    reload_task: Any = None
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_services(request).db.session() as session:
+        yield session
+
+
+def get_runtime(request: Request) -> RuntimeLike | None:
+    return get_services(request).runtime
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+RuntimeDep = Annotated[RuntimeLike | None, Depends(get_runtime)]
+DbDep = Annotated[AsyncSession, Depends(get_db_session)]

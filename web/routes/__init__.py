@@ -1,0 +1,1 @@
+"""Plain HTTP routes: health probes and the widget's static pages."""

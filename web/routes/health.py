@@ -1,0 +1,42 @@
+"""``/healthz`` (liveness: the process answers) and ``/readyz`` (index loaded, database
+reachable and migrated, plus whatever else the runtime reports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from bot.store.migrate import is_up_to_date_async
+from web.deps import ServicesDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    checks: dict[str, bool] = {}
+    if services.runtime is not None:
+        try:
+            checks.update({k: bool(v) for k, v in services.runtime.ready().items()})
+        except Exception:
+            checks["runtime"] = False
+    else:
+        checks["runtime"] = False
+    checks["database"] = await services.db.ping()
+    if checks["database"]:
+        try:
+            checks["migrations"] = await is_up_to_date_async(services.db.url)
+        except Exception:
+            checks["migrations"] = False
+    ok = all(checks.values())
+    body: dict[str, Any] = {"status": "ready" if ok else "not_ready", "checks": checks}
+    if services.runtime_error:
+        body["error"] = services.runtime_error
+    return JSONResponse(body, status_code=200 if ok else 503)
