@@ -9,7 +9,6 @@ shop's fake order backend, ``orders.json`` in the knowledge folder). Results are
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,18 +91,15 @@ class HttpAction:
 
 
 def _load_orders(path: Path) -> dict[str, dict[str, object]]:
-    try:
-        from knowledge.botfiles import load_orders  # type: ignore[attr-defined,unused-ignore]
+    from knowledge.botfiles import load_orders
 
-        loaded = load_orders(path.parent)
-        return {str(k): dict(v) for k, v in dict(loaded).items()}
-    except ImportError:
-        pass
     if not path.is_file():
         return {}
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    orders = raw.get("orders", {}) if isinstance(raw, dict) else {}
-    return {str(k).upper(): dict(v) for k, v in orders.items() if isinstance(v, dict)}
+    out: dict[str, dict[str, object]] = {}
+    for number, order in load_orders(path).items():
+        fields = {k: v for k, v in order.as_dict().items() if k != "number" and v not in (None, [])}
+        out[number.upper()] = {"order_number": number, **fields}
+    return out
 
 
 class DemoOrderAction:

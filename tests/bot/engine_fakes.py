@@ -154,7 +154,7 @@ class ScriptedChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    script: list[Script]
+    script: list[Any]  # of Script (Any: pydantic must not coerce str into AIMessage)
     seen: list[list[BaseMessage]] = Field(default_factory=list)
     bound_tools: list[str] = Field(default_factory=list)
 

@@ -42,8 +42,9 @@ TABLE = {
 def make_engine(action: FakeAction | None = None, **overrides: object) -> Engine:
     settings = Settings(answer_threshold=0.5, **overrides)  # type: ignore[arg-type]
     actions = {"lookup_order": action} if action else {}
-    return Engine(nlu=FakeNLU(RULES), retriever=FakeRetriever(TABLE), settings=settings,
-                  actions=actions)
+    return Engine(
+        nlu=FakeNLU(RULES), retriever=FakeRetriever(TABLE), settings=settings, actions=actions
+    )
 
 
 def ctx(*history: Turn, lang: str | None = None) -> ConversationContext:
@@ -73,7 +74,9 @@ async def test_confident_faq_answer_streams_canonical_answer_with_source() -> No
 
 
 async def test_german_question_gets_german_entry_even_if_retrieval_lists_english() -> None:
-    events = await collect(make_engine().turn("Wie lange dauert die Lieferung?", ctx(), turn_id="t"))
+    events = await collect(
+        make_engine().turn("Wie lange dauert die Lieferung?", ctx(), turn_id="t")
+    )
     assert "Werktagen" in text_of(events)
     assert of_type(events, "sources")[0].items[0].id == "de-ship-01"
     assert done(events).lang == "de"
@@ -149,7 +152,8 @@ async def test_long_greeting_with_a_question_is_answered() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"), [("I want a human", "passing you"), ("Ich will einen Mensch", "leite Sie")]
+    ("text", "expected"),
+    [("I want a human", "passing you"), ("Ich will einen Mensch", "leite Sie")],
 )
 async def test_human_request_hands_off(text: str, expected: str) -> None:
     events = await collect(make_engine().turn(text, ctx(), turn_id="t"))
@@ -171,8 +175,14 @@ async def test_yes_after_offer_hands_off() -> None:
 
 
 async def test_order_with_number_runs_action_and_hides_pii() -> None:
-    data = {"order_number": "NC-12345", "status": "shipped", "carrier": "DHL",
-            "tracking": "0034", "eta": "2026-12-02", "email": "anna@example.com"}
+    data = {
+        "order_number": "NC-12345",
+        "status": "shipped",
+        "carrier": "DHL",
+        "tracking": "0034",
+        "eta": "2026-12-02",
+        "email": "anna@example.com",
+    }
     action = FakeAction(ActionResult("ok", data))
     events = await collect(
         make_engine(action).turn("where is my order nc-12345?", ctx(), turn_id="t")
