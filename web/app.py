@@ -101,6 +101,10 @@ def create_app(
             except KlartextError as exc:  # start anyway: /readyz says why, messages → not_ready
                 rt_error = str(exc)
                 log.error("runtime not available: %s", exc)
+            except ModuleNotFoundError as exc:
+                if exc.name != "bot.runtime":
+                    raise
+                rt_error = "bot.runtime is not installed"
         the_hub = hub or InProcessHub()
         events = EventLog(db, the_hub)
         ref: list[Services] = []
