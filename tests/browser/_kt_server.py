@@ -1,0 +1,123 @@
+"""The real Klartext app as a subprocess for the browser tests (see conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+CHROMIUM = os.environ.get("KLARTEXT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START_TIMEOUT_S = 120.0
+# Widget development only: KLARTEXT_BROWSER_FAKE=1 runs the scripted _fake_server instead of the
+# real app (no model loads). The suite is meant to run, and is checked in CI, against the real app.
+FAKE = os.environ.get("KLARTEXT_BROWSER_FAKE") == "1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KLARTEXT_DATA_DIR=str(data_dir),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class KlartextServer:
+    """A real uvicorn process serving ``web.app:create_app`` on loopback."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = data_dir / "server.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def prepare(self) -> None:
+        if FAKE:
+            return
+        from bot.store.migrate import upgrade
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(f"sqlite+aiosqlite:///{self.data_dir / 'klartext.db'}")
+        subprocess.run(
+            [str(VENV_BIN / "klartext"), "reindex", "knowledge/demo"],
+            cwd=ROOT,
+            env=_env(self.data_dir),
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        app = ["tests.browser._fake_server:app"] if FAKE else ["web.app:create_app", "--factory"]
+        self._proc = subprocess.Popen(
+            [str(VENV_BIN / "python"), "-m", "uvicorn", *app, *self._args()],
+            cwd=ROOT,
+            env=_env(self.data_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/widget.js", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"server did not start in {START_TIMEOUT_S}s:\n{self.log()}")
+
+    def _args(self) -> list[str]:
+        return ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+
+    def kill(self) -> None:
+        """SIGKILL, like a crash: nothing gets a chance to flush or say goodbye."""
+        if self._proc is not None and self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait(timeout=10)
+        self._proc = None
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._proc = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
