@@ -12,6 +12,8 @@ into ``False`` or ``lang: no`` into a boolean.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 import json.decoder
 import json.scanner
@@ -145,8 +147,38 @@ _StrLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _StrLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
+if yaml.__with_libyaml__:  # PyYAML built with libyaml (the usual wheels)
+    from yaml.cyaml import CParser  # type: ignore[attr-defined]
+
+    class _CStrLoader(CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+        """The same loader on libyaml's C parser: about 4x faster on big files."""
+
+        yaml_implicit_resolvers = _StrLoader.yaml_implicit_resolvers
+        yaml_constructors = _StrLoader.yaml_constructors
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+
+def _load_c(text: str) -> Any:
+    """Fast path; raises yaml.YAMLError on anything libyaml rejects (e.g. ``[Hi?]``)."""
+    loader = _CStrLoader(text)
+    try:
+        node: Node | None = loader.get_single_node()
+        return None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_yaml(text: str) -> Any:
     """Parse one YAML document into located data; raise :class:`LocatedSyntaxError`."""
+    if yaml.__with_libyaml__:  # the pure-Python fallback below always works
+        try:
+            return _load_c(text)
+        except yaml.YAMLError:
+            pass  # the Python scanner accepts a little more and gives the error message
     loader = _StrLoader(text)
     try:
         node: Node | None = loader.get_single_node()
@@ -167,8 +199,14 @@ def load_yaml(text: str) -> Any:
 _Scan = Callable[[str, int], tuple[Any, int]]
 
 
+@functools.lru_cache(maxsize=2)
+def _newlines(text: str) -> list[int]:
+    """Offsets of every newline (cached: str hashes are cached, so lookups are cheap)."""
+    return [m.start() for m in re.finditer("\n", text)]
+
+
 def _line_at(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
+    return bisect.bisect_left(_newlines(text), pos) + 1
 
 
 def _parse_object(
