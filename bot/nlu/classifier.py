@@ -5,10 +5,12 @@
 * probabilities are averaged: ``p = w * p_semantic + (1 - w) * p_lexical``.
 
 Out of scope (see docs/nlu.md): a message is out of scope when its top probability is below
-``oos_threshold``. The threshold is fitted on the training data itself: K-fold cross-validated
-probabilities of the training examples are computed, and the threshold is the
-``oos_quantile`` quantile of the top probability of the held-out examples that were classified
-*correctly* (so about that fraction of correct in-scope answers is sacrificed). When the
+``oos_threshold`` *or* its cosine similarity to the nearest intent centroid (mean embedding of
+an intent's examples) is below ``sim_threshold``. Both thresholds are fitted on the training
+data itself: K-fold cross-validated scores of the training examples are computed (centroids
+from the training folds only), and each threshold is the ``oos_quantile / 2`` quantile of the
+held-out examples that were classified *correctly* (so about ``oos_quantile`` of correct
+in-scope answers is sacrificed). When the
 intents file provides out-of-scope examples, they are also trained as a reject class
 ``__oos__`` and the threshold is raised (never lowered) to the value that best separates
 them from in-scope held-out examples.
@@ -32,6 +34,7 @@ from bot.nlu.lexical import LexicalFeatures
 
 Matrix = npt.NDArray[np.float32]
 OOS_LABEL = "__oos__"
+_EMPIRICAL_MIN = 200
 
 
 @dataclass
@@ -88,6 +91,23 @@ class IntentClassifier:
     lexical: LexicalFeatures | None = None
     oos_threshold: float = 0.0
     stats: dict[str, float] = field(default_factory=dict)
+    centroids: Matrix | None = None  # (classes, dim), unit rows
+    sim_threshold: float = -1.0
+
+    def max_similarity(self, vectors: Matrix) -> Matrix:
+        """Cosine similarity of each vector to its nearest intent centroid."""
+        if self.centroids is None or not len(vectors):
+            return np.ones(len(vectors), dtype=np.float32)
+        sims: Matrix = (vectors @ self.centroids.T).max(axis=1).astype(np.float32)
+        return sims
+
+    def out_of_scope(self, proba: Matrix, vectors: Matrix) -> npt.NDArray[np.bool_]:
+        """The out-of-scope rule for rows of :meth:`predict_proba` and their vectors."""
+        top = proba[:, [i for i, lb in enumerate(self.labels) if lb != OOS_LABEL]].max(axis=1)
+        reject = (top < self.oos_threshold) | (self.max_similarity(vectors) < self.sim_threshold)
+        if OOS_LABEL in self.labels:
+            reject |= proba.argmax(axis=1) == self.labels.index(OOS_LABEL)
+        return np.asarray(reject, dtype=np.bool_)
 
     def predict_proba(self, texts: Sequence[str], vectors: Matrix) -> Matrix:
         """Ensemble probabilities, shape ``(len(texts), len(labels))``."""
@@ -104,12 +124,15 @@ class IntentClassifier:
             "labels": self.labels,
             "config": asdict(self.config),
             "oos_threshold": self.oos_threshold,
+            "sim_threshold": self.sim_threshold,
             "stats": self.stats,
             "has_lexical": self.lexical is not None,
         }
         (path / "classifier.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
         np.save(path / "semantic_w.npy", self.semantic.weights)
         np.save(path / "semantic_b.npy", self.semantic.bias)
+        if self.centroids is not None:
+            np.save(path / "centroids.npy", self.centroids)
         if self.lexical is not None and self.lexical_model is not None:
             np.save(path / "lexical_w.npy", self.lexical_model.weights)
             np.save(path / "lexical_b.npy", self.lexical_model.bias)
@@ -132,6 +155,10 @@ class IntentClassifier:
             lexical_model=lexical_model,
             lexical=lexical,
             oos_threshold=float(meta["oos_threshold"]),
+            sim_threshold=float(meta.get("sim_threshold", -1.0)),
+            centroids=np.load(path / "centroids.npy")
+            if (path / "centroids.npy").is_file()
+            else None,
             stats={k: float(v) for k, v in meta["stats"].items()},
         )
 
@@ -151,6 +178,14 @@ def _fit_models(
     return semantic, lexical_model, lexical
 
 
+def _centroids(vectors: Matrix, y: npt.NDArray[np.int64], n_classes: int) -> Matrix:
+    out = np.zeros((n_classes, vectors.shape[1]), dtype=np.float32)
+    for c in np.unique(y):
+        mean = vectors[y == c].mean(axis=0)
+        out[c] = mean / max(float(np.linalg.norm(mean)), 1e-9)
+    return out
+
+
 def _folds(y: npt.NDArray[np.int64], k: int, seed: int) -> list[npt.NDArray[np.int64]]:
     rng = np.random.default_rng(seed)
     fold_of = np.empty(len(y), dtype=np.int64)
@@ -161,35 +196,56 @@ def _folds(y: npt.NDArray[np.int64], k: int, seed: int) -> list[npt.NDArray[np.i
     return [np.flatnonzero(fold_of == f) for f in range(k)]
 
 
-def cross_val_proba(
+def cross_val_scores(
     texts: Sequence[str],
     vectors: Matrix,
     y: npt.NDArray[np.int64],
     n_classes: int,
     cfg: ClassifierConfig,
-) -> Matrix:
-    """Out-of-fold ensemble probabilities for every training example."""
+) -> tuple[Matrix, Matrix]:
+    """Out-of-fold ensemble probabilities and nearest-centroid similarities."""
     out = np.zeros((len(y), n_classes), dtype=np.float32)
+    sims = np.zeros(len(y), dtype=np.float32)
     for held in _folds(y, cfg.folds, cfg.seed):
         train = np.setdiff1d(np.arange(len(y)), held)
         sem, lex_model, lex = _fit_models(
             [texts[i] for i in train], vectors[train], y[train], n_classes, cfg
         )
         clf = IntentClassifier([], cfg, sem, lex_model, lex)
+        clf.centroids = _centroids(vectors[train], y[train], n_classes)
         out[held] = clf.predict_proba([texts[i] for i in held], vectors[held])
-    return out
+        sims[held] = clf.max_similarity(vectors[held])
+    return out, sims
+
+
+def _low_quantile(values: Matrix, q: float) -> float:
+    """The ``q`` quantile; below 200 values a normal approximation (the empirical extreme
+    quantile of a handful of examples is just their single worst outlier)."""
+    if len(values) >= _EMPIRICAL_MIN:
+        return float(np.quantile(values, q))
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(q)
+    return float(values.mean() + z * values.std())
 
 
 def _threshold(
-    cv_proba: Matrix, y: npt.NDArray[np.int64], oos_top: Matrix | None, cfg: ClassifierConfig
-) -> tuple[float, dict[str, float]]:
+    cv_proba: Matrix,
+    cv_sims: Matrix,
+    y: npt.NDArray[np.int64],
+    oos_top: Matrix | None,
+    cfg: ClassifierConfig,
+) -> tuple[float, float, dict[str, float]]:
     top = cv_proba.max(axis=1)
     correct = cv_proba.argmax(axis=1) == y
     pool = top[correct] if correct.any() else top
-    threshold = float(np.quantile(pool, cfg.oos_quantile)) if len(pool) else 0.0
+    sim_pool = cv_sims[correct] if correct.any() else cv_sims
+    threshold = _low_quantile(pool, cfg.oos_quantile / 2)
+    sim_threshold = _low_quantile(sim_pool, cfg.oos_quantile / 2)
     stats = {
-        "cv_accuracy": float(correct.mean()) if len(y) else 0.0,
+        "cv_accuracy": float(correct.mean()),
         "threshold_calibrated": threshold,
+        "sim_threshold": sim_threshold,
     }
     if oos_top is not None and len(oos_top):
         candidates = np.unique(np.concatenate([top, oos_top]))
@@ -200,7 +256,7 @@ def _threshold(
                 best_t, best_j = float(t), j
         threshold = max(threshold, min(best_t, float(np.quantile(pool, 0.1))))
         stats["threshold_with_oos"] = threshold
-    return threshold, stats
+    return threshold, sim_threshold, stats
 
 
 def train_classifier(
@@ -221,7 +277,7 @@ def train_classifier(
     y = np.array([index[i] for i in intents], dtype=np.int64)
     min_count = min(Counter(intents).values())
     cfg_cv = ClassifierConfig(**{**asdict(cfg), "folds": max(2, min(cfg.folds, min_count))})
-    cv = cross_val_proba(texts, vectors, y, len(labels), cfg_cv) if min_count >= 2 else None
+    cv = cross_val_scores(texts, vectors, y, len(labels), cfg_cv) if min_count >= 2 else None
 
     all_texts, all_vectors, all_y, all_labels = list(texts), vectors, y, labels
     if len(oos_texts) and oos_vectors is not None:
@@ -231,11 +287,12 @@ def train_classifier(
         all_y = np.concatenate([y, np.full(len(oos_texts), len(labels), dtype=np.int64)])
     sem, lex_model, lex = _fit_models(all_texts, all_vectors, all_y, len(all_labels), cfg)
     clf = IntentClassifier(all_labels, cfg, sem, lex_model, lex)
+    clf.centroids = _centroids(vectors, y, len(labels))
     if cv is None:
         clf.oos_threshold = 0.0
         return clf
     oos_top = None
     if len(oos_texts) and oos_vectors is not None:
         oos_top = clf.predict_proba(oos_texts, oos_vectors)[:, : len(labels)].max(axis=1)
-    clf.oos_threshold, clf.stats = _threshold(cv, y, oos_top, cfg)
+    clf.oos_threshold, clf.sim_threshold, clf.stats = _threshold(cv[0], cv[1], y, oos_top, cfg)
     return clf

