@@ -19,7 +19,7 @@ import json.decoder
 import json.scanner
 import re
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
@@ -63,10 +63,23 @@ class LocatedSyntaxError(ValueError):
 # --------------------------------------------------------------------------- YAML
 
 
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+
+
+def _resolve(self: yaml.resolver.BaseResolver, kind: type[Node], value: Any, implicit: Any) -> str:
+    """Tag resolution without YAML 1.1 implicit types: plain scalars are text, except null."""
+    if kind is yaml.ScalarNode:
+        plain = implicit is not None and implicit[0]
+        return "tag:yaml.org,2002:null" if plain and value in _NULLS else "tag:yaml.org,2002:str"
+    if kind is yaml.SequenceNode:
+        return "tag:yaml.org,2002:seq"
+    return "tag:yaml.org,2002:map"
+
+
 class _StrLoader(yaml.SafeLoader):
     """SafeLoader whose plain scalars stay strings (except null)."""
 
-    yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {}  # type: ignore[misc]
+    resolve = _resolve
 
     def scan_plain(self) -> yaml.tokens.ScalarToken:
         """PyYAML's plain-scalar scanner (MIT), but ``?`` may occur inside flow scalars.
@@ -109,13 +122,6 @@ class _StrLoader(yaml.SafeLoader):
         return yaml.tokens.ScalarToken("".join(chunks), True, start_mark, end_mark)
 
 
-_StrLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:null",
-    re.compile(r"^(?:~|null|Null|NULL|)$"),
-    ["~", "n", "N", ""],
-)
-
-
 def _construct_map(loader: _StrLoader, node: MappingNode) -> Iterator[LocatedDict]:
     data = LocatedDict(node.start_mark.line + 1)
     yield data
@@ -153,8 +159,8 @@ if yaml.__with_libyaml__:  # PyYAML built with libyaml (the usual wheels)
     class _CStrLoader(CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
         """The same loader on libyaml's C parser: about 4x faster on big files."""
 
-        yaml_implicit_resolvers = _StrLoader.yaml_implicit_resolvers
         yaml_constructors = _StrLoader.yaml_constructors
+        resolve = _resolve
 
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)

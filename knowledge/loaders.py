@@ -63,6 +63,7 @@ __all__ = [
     "knowledge_files",
     "load_file",
     "load_knowledge",
+    "load_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def _read_text(path: Path, source: str) -> tuple[str | None, KnowledgeIssue | No
     return text.replace("\r\n", "\n").replace("\r", "\n"), None
 
 
-def _load_one(path: Path, source: str) -> LoadResult:
+def _load_one(path: Path, source: str, lang: str | None = None) -> LoadResult:
     suffix = path.suffix.lower()
     if suffix not in (*FAQ_SUFFIXES, *PAGE_SUFFIXES):
         allowed = ", ".join((*FAQ_SUFFIXES, *PAGE_SUFFIXES))
@@ -142,7 +143,7 @@ def _load_one(path: Path, source: str) -> LoadResult:
     text, problem = _read_text(path, source)
     if text is None:
         return [], [problem] if problem else []
-    lang = default_lang_for(source)
+    lang = lang or default_lang_for(source)
     if suffix in FAQ_SUFFIXES:
         return parse_faq(text, source, suffix, lang)
     return parse_page(text, source, suffix, lang)
@@ -164,11 +165,15 @@ def _drop_duplicate_ids(entries: Iterable[Entry]) -> LoadResult:
     return kept, issues
 
 
-def load_file(path: Path, root: Path) -> LoadResult:
-    """Load one FAQ file or page; ``source`` paths are relative to ``root``. Never raises."""
+def load_file(path: Path, root: Path, *, default_lang: str | None = None) -> LoadResult:
+    """Load one FAQ file or page; ``source`` paths are relative to ``root``. Never raises.
+
+    ``default_lang`` overrides the language implied by the relative path (entries and files
+    that state their ``lang`` keep it).
+    """
     path = Path(path)
     source = _relative(path, Path(root))
-    entries, issues = _load_one(path, source)
+    entries, issues = _load_one(path, source, default_lang)
     kept, dups = _drop_duplicate_ids(entries)
     return kept, sorted([*issues, *dups], key=lambda i: (i.source, i.line))
 
@@ -198,3 +203,24 @@ def load_knowledge(root: Path, *, skip_invalid: bool = False) -> KnowledgeBase:
     for issue in issues:
         log.warning("skipped invalid knowledge: %s", issue)
     return KnowledgeBase(root=root, entries=entries, issues=issues)
+
+
+def load_path(path: Path, *, skip_invalid: bool = False) -> KnowledgeBase:
+    """A knowledge folder, or a single FAQ file / page (its folder becomes the root).
+
+    Same strict/lenient behaviour as :func:`load_knowledge`; for ``--kb PATH`` style options.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return load_knowledge(path, skip_invalid=skip_invalid)
+    if not path.is_file():
+        msg = f"knowledge file or folder not found: {path}"
+        raise KnowledgeError(msg, [KnowledgeIssue(str(path), 1, "path", msg, codes.STRUCTURE)])
+    # the file's own folder still counts for the language: kb/de/faq.yaml is German
+    lang = default_lang_for(f"{path.parent.name}/{path.name}")
+    entries, issues = load_file(path, path.parent, default_lang=lang)
+    if issues and not skip_invalid:
+        raise KnowledgeError(f"{len(issues)} problem(s) in {path}", issues)
+    for issue in issues:
+        log.warning("skipped invalid knowledge: %s", issue)
+    return KnowledgeBase(root=path.parent, entries=entries, issues=issues)

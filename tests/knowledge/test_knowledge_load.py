@@ -5,7 +5,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from knowledge.loaders import default_lang_for, knowledge_files, load_file, load_knowledge
+import pytest
+
+from knowledge.errors import KnowledgeError
+from knowledge.loaders import (
+    default_lang_for,
+    knowledge_files,
+    load_file,
+    load_knowledge,
+    load_path,
+)
 from knowledge.schema import EntryKind, content_hash
 
 MINI = Path(__file__).parent / "fixtures" / "mini"
@@ -140,3 +149,21 @@ def test_load_file_single_faq_and_page() -> None:
     pages, issues = load_file(MINI / "pages" / "shipping.md", MINI)
     assert issues == [] and all(e.kind is EntryKind.PASSAGE for e in pages)
     assert pages[0].source == "pages/shipping.md"
+
+
+def test_load_path_accepts_folder_or_single_file(tmp_path: Path) -> None:
+    assert len(load_path(MINI).entries) == len(load_knowledge(MINI).entries)
+    kb = load_path(MINI / "de" / "faq.yaml")
+    assert kb.root == MINI / "de"
+    assert [(e.source, e.lang) for e in kb.entries] == [("faq.yaml", "de"), ("faq.yaml", "de")]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,question,answer\nx,Q?,A.\ny,,A.\n", encoding="utf-8")
+    with pytest.raises(KnowledgeError) as err:
+        load_path(bad)
+    assert [str(i) for i in err.value.issues] == [
+        "bad.csv:3: [KB004] field 'question': 'question' is empty"
+    ]
+    lenient = load_path(bad, skip_invalid=True)
+    assert [e.id for e in lenient.entries] == ["x"] and len(lenient.issues) == 1
+    with pytest.raises(KnowledgeError, match="not found"):
+        load_path(tmp_path / "missing.yaml")
