@@ -122,12 +122,26 @@ def test_strict_load_raises_once_with_every_problem(tmp_path: Path) -> None:
     assert "16 problem(s) in 4 file(s)" in text
 
 
-def test_lenient_load_keeps_good_entries_and_reports_bad(tmp_path: Path) -> None:
-    _write(tmp_path, {"faq.yaml": BAD_YAML, "faq2.json": BAD_JSON, "faq3.csv": BAD_CSV})
+def test_lenient_load_keeps_good_entries_and_reports_bad(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _write(
+        tmp_path,
+        {
+            "faq.yaml": BAD_YAML,
+            "faq2.json": BAD_JSON,
+            "faq3.csv": BAD_CSV,
+            "broken.yaml": "entries:\n  - question: a\n    answer: b: c\n",
+            "good.md": "# Good page\nStill loads.\n",
+        },
+    )
     kb = load_knowledge(tmp_path, skip_invalid=True)
-    assert sorted(e.id for e in kb.entries) == ["c-ok", "j-ok", "ok-1"]
-    assert len(kb.issues) == 15
-    assert {i.source for i in kb.issues} == {"faq.yaml", "faq2.json", "faq3.csv"}
+    assert sorted(e.id for e in kb.entries) == ["c-ok", "good#good-page", "j-ok", "ok-1"]
+    assert len(kb.issues) == 16
+    assert {i.source for i in kb.issues} == {"broken.yaml", "faq.yaml", "faq2.json", "faq3.csv"}
+    assert ("broken.yaml", 3, "file", "KB001") in _triples(kb.issues)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 16 and any("broken.yaml:3" in w for w in warned)  # never silent
 
 
 @pytest.mark.parametrize(
