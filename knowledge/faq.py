@@ -205,6 +205,9 @@ def _parse_structured(data: object, source: str, default_lang: str) -> ParseResu
                 issues.append(
                     KnowledgeIssue(source, data.line_of(key), str(key), msg, codes.UNKNOWN_FIELD)
                 )
+        for key, key_line in data.duplicate_keys:
+            msg = f"top-level key {key!r} appears twice (the first one is ignored)"
+            issues.append(KnowledgeIssue(source, key_line, key, msg, codes.UNKNOWN_FIELD))
         if "lang" in data:
             if is_lang(data["lang"]):
                 default_lang = data["lang"]

@@ -177,10 +177,11 @@ def test_structure_problems(tmp_path: Path) -> None:
             "scalar.json": '"just text"',
             "nohdr.csv": "question,answer\nQ,A\n",
             "dupkey.yaml": "entries:\n  - question: a\n    answer: b\n    answer: c\n",
+            "twice.yaml": "entries: []\nentries:\n  - {question: a, answer: b}\n",
         },
     )
     kb = load_knowledge(tmp_path, skip_invalid=True)
-    assert kb.entries == []
+    assert [e.source for e in kb.entries] == ["twice.yaml"]  # file-level issue, entries fine
     assert _triples(kb.issues) == [
         ("badlang.yaml", 1, "lang", "KB006"),
         ("dupkey.yaml", 4, "answer", "KB007"),
@@ -189,6 +190,7 @@ def test_structure_problems(tmp_path: Path) -> None:
         ("noentries.yaml", 2, "questions", "KB007"),
         ("nohdr.csv", 1, "header", "KB002"),
         ("scalar.json", 1, "entries", "KB002"),
+        ("twice.yaml", 2, "entries", "KB007"),
     ]
 
 
