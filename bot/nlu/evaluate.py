@@ -16,12 +16,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import NLUError
 from bot.nlu.classifier import ClassifierConfig
 from bot.nlu.langid import LanguageDetector
 from retrieval.types import Embedder
+
+if TYPE_CHECKING:
+    from bot.nlu.pipeline import NLU
 
 OOS = "oos"
 
@@ -109,6 +112,45 @@ def score(gold: Sequence[str], predicted: Sequence[str]) -> EvalResult:
     )
 
 
+def train_for_eval(
+    train: Sequence[tuple[str, str]],
+    embedder: Embedder,
+    out_dir: Path,
+    *,
+    config: ClassifierConfig | None = None,
+    languages: Sequence[str] = ("en", "de"),
+    lang: str | None = None,
+) -> tuple[NLU, float]:
+    """Train like the bot on ``train`` (``oos`` rows ignored) into ``out_dir``; (nlu, seconds)."""
+    from bot.nlu.pipeline import load_nlu
+    from bot.nlu.training import train_nlu
+
+    detector = LanguageDetector(languages)
+    start = time.perf_counter()
+    examples = [
+        (text, intent, lang or detector.detect(text).lang)
+        for text, intent in train
+        if intent != OOS
+    ]
+    train_nlu(examples, out_dir, embedder=embedder, config=config, languages=languages)
+    train_s = time.perf_counter() - start
+    return load_nlu(out_dir, embedder=embedder), train_s
+
+
+def predict_and_score(
+    nlu: NLU, test: Sequence[tuple[str, str]], *, lang: str | None = None
+) -> EvalResult:
+    """Parse ``test`` in batches and score it (``docs_per_s`` = batch throughput)."""
+    texts = [t for t, _ in test]
+    start = time.perf_counter()
+    parsed = nlu.parse_many(texts, lang=lang)
+    elapsed = time.perf_counter() - start
+    predicted = [OOS if m.out_of_scope or m.intent is None else m.intent for m in parsed]
+    result = score([i for _, i in test], predicted)
+    result.docs_per_s = len(texts) / elapsed if elapsed > 0 else 0.0
+    return result
+
+
 def evaluate_intents(
     train: Sequence[tuple[str, str]],
     test: Sequence[tuple[str, str]],
@@ -119,28 +161,10 @@ def evaluate_intents(
     lang: str | None = None,
 ) -> EvalResult:
     """Train like the bot on ``train`` (no ``oos`` rows used), predict ``test``, score."""
-    from bot.nlu.pipeline import load_nlu
-    from bot.nlu.training import train_nlu
-
-    detector = LanguageDetector(languages)
-    examples = [
-        (text, intent, lang or detector.detect(text).lang)
-        for text, intent in train
-        if intent != OOS
-    ]
     with tempfile.TemporaryDirectory(prefix="klartext-eval-") as tmp:
-        start = time.perf_counter()
-        train_nlu(
-            examples, Path(tmp) / "nlu", embedder=embedder, config=config, languages=languages
+        nlu, train_s = train_for_eval(
+            train, embedder, Path(tmp) / "nlu", config=config, languages=languages, lang=lang
         )
-        train_s = time.perf_counter() - start
-        nlu = load_nlu(Path(tmp) / "nlu", embedder=embedder)
-    texts = [t for t, _ in test]
-    start = time.perf_counter()
-    parsed = nlu.parse_many(texts, lang=lang)
-    elapsed = time.perf_counter() - start
-    predicted = [OOS if m.out_of_scope or m.intent is None else m.intent for m in parsed]
-    result = score([i for _, i in test], predicted)
+    result = predict_and_score(nlu, test, lang=lang)
     result.train_s = train_s
-    result.docs_per_s = len(texts) / elapsed if elapsed > 0 else 0.0
     return result

@@ -80,7 +80,7 @@ class LanguageDetector:
         languages: Sequence[str] = ("en", "de"),
         *,
         default: str = "en",
-        min_confidence: float = 0.7,
+        min_confidence: float = 0.55,
     ) -> None:
         self.languages = tuple(languages)
         self.default = default if default in self.languages else self.languages[0]

@@ -1,0 +1,104 @@
+"""BANKING77 intent accuracy, training time and parse latency, through the bot's NLU path.
+
+Data: ../shared/data/banking77 (PolyAI, Casanueva et al. 2020, CC-BY-4.0). Trains on
+train.csv and tests on test.csv with ``--split test``; ``--split val`` instead holds out a
+stratified 15% of train.csv (seed 0) and tests on it — use that for tuning, never test.csv.
+
+    nice -n 10 .venv/bin/python bench/bench_nlu_banking77.py --embedder minilm --split test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+DATA = Path(
+    os.environ.get("KLARTEXT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+def val_split(
+    rows: list[tuple[str, str]], frac: float = 0.15, seed: int = 0
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    by_intent: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for row in rows:
+        by_intent[row[1]].append(row)
+    rng = random.Random(seed)
+    train, val = [], []
+    for intent in sorted(by_intent):
+        items = by_intent[intent][:]
+        rng.shuffle(items)
+        k = max(1, round(len(items) * frac))
+        val += items[:k]
+        train += items[k:]
+    return train, val
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--embedder", default="minilm", help="minilm | e5 | e5+minilm")
+    ap.add_argument("--split", choices=["val", "test"], default="val")
+    ap.add_argument("--latency-n", type=int, default=300)
+    ap.add_argument("--c-semantic", type=float)
+    ap.add_argument("--c-lexical", type=float)
+    ap.add_argument("--semantic-weight", type=float)
+    ap.add_argument("--no-lexical", action="store_true")
+    args = ap.parse_args()
+
+    from bot.nlu.classifier import ClassifierConfig
+    from bot.nlu.embedding import local_embedder
+    from bot.nlu.evaluate import predict_and_score, read_intent_csv, train_for_eval
+
+    rows = read_intent_csv(DATA / "banking77" / "train.csv")
+    if args.split == "val":
+        train, test = val_split(rows)
+    else:
+        train, test = rows, read_intent_csv(DATA / "banking77" / "test.csv")
+    cfg = ClassifierConfig()
+    for field, value in (
+        ("c_semantic", args.c_semantic),
+        ("c_lexical", args.c_lexical),
+        ("semantic_weight", args.semantic_weight),
+    ):
+        if value is not None:
+            setattr(cfg, field, value)
+    cfg.use_lexical = not args.no_lexical
+
+    t0 = time.perf_counter()
+    embedder = local_embedder(args.embedder)
+    embedder.embed(["warm up"], kind="query")
+    load_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        nlu, train_s = train_for_eval(train, embedder, Path(tmp) / "nlu", config=cfg, lang="en")
+    result = predict_and_score(nlu, test, lang="en")
+    result.train_s = train_s
+    latencies = []
+    for text, _ in test[: args.latency_n]:
+        start = time.perf_counter()
+        nlu.parse(text, lang="en")
+        latencies.append((time.perf_counter() - start) * 1000)
+    latencies.sort()
+    out = {
+        "dataset": "banking77",
+        "split": args.split,
+        "embedder": embedder.name,
+        "config": cfg.__dict__,
+        "n_train": len(train),
+        **result.summary(),
+        "model_load_s": round(load_s, 2),
+        "parse_p50_ms": round(statistics.median(latencies), 2),
+        "parse_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+        "cv_accuracy": round(nlu.manifest["report"]["cv_accuracy"], 4),
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
