@@ -16,10 +16,11 @@ together with exact duplicates from :func:`knowledge.changes.find_exact_duplicat
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -139,8 +140,9 @@ def reindex(
         full=full,
         dry_run=dry_run,
     )
-    exact = find_exact_duplicates(kb.entries)
-    if dry_run or (prev is not None and changes.is_empty and not full):
+    no_change = prev is not None and changes.is_empty and not full
+    if dry_run or no_change:
+        exact = [] if no_change else find_exact_duplicates(kb.entries)
         report.duplicates = _merge(exact, prev.manifest.duplicates if prev else [], kb)
         if not dry_run and prev is not None and not _same_entries(prev.build, kb.entries):
             report.build = _relocate(kb, index_dir, prev, report.duplicates)
@@ -154,11 +156,29 @@ def reindex(
             duplicate_threshold=duplicate_threshold, progress=progress,
         )  # fmt: skip
     report.model = resolved.name
+    fresh = prev is None or full
+    exact = find_exact_duplicates(kb.entries) if fresh else _exact_touching(kb, changes.to_embed)
     _build(kb, index_dir, resolved, prev if not full else None, changes, exact, report,
            hnsw_threshold=hnsw_threshold, duplicate_threshold=duplicate_threshold,
            progress=progress, t0=t0)  # fmt: skip
     report.seconds = time.perf_counter() - t0
     return report
+
+
+_PUNCT = re.compile(r"[\W_]+")
+
+
+def _exact_touching(kb: KnowledgeBase, ids: list[str]) -> list[DuplicatePair]:
+    """Exact duplicates involving ``ids`` (pairs among the other entries are carried over
+    from the manifest): a cheap regex key preselects the entries to check precisely."""
+    touched = set(ids)
+
+    def keys(entry: Entry) -> set[str]:
+        return {_PUNCT.sub(" ", p.casefold()).strip() for p in entry.phrasings}
+
+    wanted = set().union(*(keys(e) for e in kb.entries if e.id in touched))
+    subset = [e for e in kb.entries if e.id in touched or keys(e) & wanted]
+    return find_exact_duplicates(subset)
 
 
 def _same_entries(build: Path, entries: list[Entry]) -> bool:
@@ -311,6 +331,10 @@ def _merge(
     return sorted(out, key=lambda p: (-p.similarity, p.a_location, p.b_location))
 
 
+def _pair_dict(pair: DuplicatePair) -> dict[str, Any]:
+    return {f.name: getattr(pair, f.name) for f in fields(pair)}
+
+
 def _relocate(
     kb: KnowledgeBase, index_dir: Path, prev: _Previous, duplicates: list[DuplicatePair]
 ) -> Path:
@@ -352,7 +376,7 @@ def _finish(
         entry_hashes={e.id: e.content_hash for e in kb.entries},
         knowledge_root=str(kb.root),
         knowledge_fingerprint=fingerprint_files(kb.root) if kb.root.is_dir() else {},
-        duplicates=[asdict(d) for d in duplicates],
+        duplicates=[_pair_dict(d) for d in duplicates],
         next_row_id=next_row_id,
     )
     store.write_manifest(build, manifest)

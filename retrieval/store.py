@@ -25,7 +25,7 @@ import json
 import os
 import secrets
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,8 @@ class Manifest:
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, indent=1)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}  # asdict() deep-copies: slow
+        return json.dumps(data, ensure_ascii=False, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -189,7 +190,7 @@ def check_model(manifest: Manifest, configured: str) -> None:
 
 # --- entries and rows -------------------------------------------------------------------
 def entry_to_dict(entry: Entry) -> dict[str, Any]:
-    data = asdict(entry)
+    data: dict[str, Any] = {f.name: getattr(entry, f.name) for f in fields(entry)}
     data["kind"] = entry.kind.value
     data["alt_questions"] = list(entry.alt_questions)
     data["tags"] = list(entry.tags)

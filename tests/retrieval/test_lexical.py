@@ -53,3 +53,21 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         a, b = index.score(query), loaded.score(query)
         assert np.allclose(a[0], b[0]) and np.allclose(a[1], b[1])
     assert not list(tmp_path.glob("*.pkl"))
+
+
+def test_weights_match_bm25s() -> None:
+    import bm25s
+
+    docs = [
+        "How long does delivery take? Parcels arrive in 3 days, delivery is tracked.",
+        "How do I reset my password? Use the login page.",
+        "Which payment methods are accepted? PayPal and card. Card payment is instant.",
+        "",
+        "Wie lange dauert die Lieferung? Die Lieferung dauert drei Tage.",
+    ]
+    ours = LexicalIndex.build(docs)
+    ref = bm25s.BM25(k1=1.2, b=0.75)
+    ref.index([tokenize(d) for d in docs], show_progress=False)
+    for query in ("delivery days", "card payment", "lieferung dauert", "password"):
+        expected = ref.get_scores([t for t in tokenize(query) if t in ref.vocab_dict])
+        assert np.allclose(ours.score(query)[0], expected, atol=1e-5)

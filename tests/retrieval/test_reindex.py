@@ -104,9 +104,15 @@ def test_duplicates_exact_and_near_with_both_locations(tmp_path: Path) -> None:
     assert 0.9 <= near.similarity < 1.0
     assert pairs[frozenset(("pw", "pw2"))].similarity == 1.0
     # carried over by an incremental run that touches neither entry
-    extra = [*entries, faq("new", "Do you ship to Norway?")]
+    extra = [
+        *entries,
+        faq("new", "Do you ship to Norway?"),
+        faq("pay2", "which PAYMENT methods do you accept"),
+    ]
     again = reindex(kb_of(tmp_path, extra), tmp_path / "idx", FakeEmbedder(), **OPTS)
-    assert {frozenset((d.a_id, d.b_id)) for d in again.duplicates} == set(pairs)
+    assert not again.full and again.added == 2
+    expected = {*pairs, frozenset(("pay", "pay2"))}
+    assert {frozenset((d.a_id, d.b_id)) for d in again.duplicates} == expected
 
 
 def test_crash_mid_build_leaves_old_build_serving(
