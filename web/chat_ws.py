@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from bot.errors import StoreError
-from bot.store import repo
+from bot.store import repo, writes
 from web.deps import Services
 from web.hub import Frame, Subscription
 from web.limits import SlidingWindow
@@ -169,11 +169,10 @@ class _Connection:
                 self.cid = cid
                 self.lang = conv.lang or lang or self.lang
                 return True, min(hello.last_seq, conv.last_seq), conv.handoff_state
-        async with self.s.db.writing() as session:
-            conv = await repo.create_conversation(session, lang=lang)
-        self.cid = conv.id
+        created = await self.s.db.write(lambda s: writes.create_conversation(s, lang=lang))
+        self.cid = created.id
         self.lang = lang or self.lang
-        return False, 0, conv.handoff_state
+        return False, 0, created.handoff_state
 
     def _welcome(self, resumed: bool, handoff: str) -> Frame:
         return {

@@ -1,19 +1,21 @@
 """Persist-then-publish: every conversation event is committed with its ``seq`` before any
 socket sees it. Writes to one conversation are serialised in-process so frames are published
-in ``seq`` order (subscribers still de-duplicate and refill gaps, for multi-replica hubs)."""
+in ``seq`` order (subscribers still de-duplicate and refill gaps, for multi-replica hubs).
+Writes of different conversations share group commits (``Database.write``)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from bot.store import Database, NewEvent, StoredEvent, repo
+from bot.store import Database, NewEvent, StoredEvent, writes
 from web.hub import Hub
+
+T = TypeVar("T")
 
 
 class KeyedLocks:
@@ -40,38 +42,28 @@ class KeyedLocks:
         return len(self._locks)
 
 
-@dataclass
-class Batch:
-    session: AsyncSession
-    conversation_id: str
-    stored: list[StoredEvent] = field(default_factory=list)
-
-    async def append(self, events: list[NewEvent]) -> list[StoredEvent]:
-        out = await repo.append_events(self.session, self.conversation_id, events)
-        self.stored.extend(out)
-        return out
-
-    async def update(self, **values: Any) -> None:
-        await repo.update_conversation(self.session, self.conversation_id, **values)
-
-
 class EventLog:
     def __init__(self, db: Database, hub: Hub) -> None:
         self.db = db
         self.hub = hub
         self._locks = KeyedLocks()
 
-    @asynccontextmanager
-    async def writing(self, conversation_id: str) -> AsyncIterator[Batch]:
-        """One transaction for ``conversation_id``; its appended events are published after
-        the commit (nothing is published if the block raises)."""
+    async def write(
+        self, conversation_id: str, fn: Callable[[Session], tuple[list[StoredEvent], T]]
+    ) -> T:
+        """Run ``fn`` in a write transaction for ``conversation_id``; the events it returns
+        are published after the commit (nothing is published if it raises)."""
         async with self._locks.hold(conversation_id):
-            async with self.db.writing() as session:
-                batch = Batch(session, conversation_id)
-                yield batch
-            if batch.stored:
-                await self.hub.publish(conversation_id, [e.frame() for e in batch.stored])
+            stored, result = await self.db.write(fn)
+            if stored:
+                await self.hub.publish(conversation_id, [e.frame() for e in stored])
+        return result
 
     async def emit(self, conversation_id: str, events: list[NewEvent]) -> list[StoredEvent]:
-        async with self.writing(conversation_id) as batch:
-            return await batch.append(events)
+        """Append and publish events (e.g. an agent's message from the REST API)."""
+
+        def op(s: Session) -> tuple[list[StoredEvent], list[StoredEvent]]:
+            stored = writes.append_events(s, conversation_id, events)
+            return stored, stored
+
+        return await self.write(conversation_id, op)

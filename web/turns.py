@@ -2,7 +2,10 @@
 stop the answer, and a reconnecting client gets the rest through ``last_seq``.
 
 Per conversation, turns are serialised. Engine events are group-committed: whatever the engine
-produced while the previous batch was being written goes into the next transaction.
+produced while the previous batch was being written goes into the next transaction. The
+conversation history handed to the engine is cached per conversation and validated by ``seq``
+(a cache entry is used only if nothing else was appended since), so a turn normally reads
+nothing from the database before its first token.
 """
 
 from __future__ import annotations
@@ -11,20 +14,24 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from bot.conversation import ChatEngine, ConversationContext, Turn
+from sqlalchemy.orm import Session
+
+from bot.conversation import ChatEngine, ConversationContext, HandoffState, Turn
 from bot.errors import KlartextError
 from bot.events import Done, Error, Event, Handoff
-from bot.store import NewEvent, repo
+from bot.store import NewEvent, StoredEvent, repo, writes
 from web.eventlog import EventLog, KeyedLocks
 
 log = logging.getLogger("klartext.turns")
 
 HISTORY_TURNS = 10
 _HISTORY_EVENTS = 600
+_CACHE_SIZE = 20_000
 _END = object()
 
 
@@ -34,11 +41,38 @@ class Submitted:
     new: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _History:
+    seq: int  # valid while the conversation's last seq is still this
+    turns: tuple[Turn, ...]
+    lang: str | None
+
+
 def _to_new_event(ev: Event, turn_id: str) -> NewEvent:
     payload: dict[str, Any] = ev.model_dump(mode="json", exclude={"type", "turn_id"})
     if isinstance(ev, Handoff):
         payload["state"] = "pending_human"
     return NewEvent(ev.type, payload, turn_id)
+
+
+def _history_from_events(events: list[StoredEvent], skip_turn: str) -> list[Turn]:
+    turns: list[Turn] = []
+    bot_at: dict[str, int] = {}
+    for e in events:
+        if e.turn_id == skip_turn:
+            continue
+        text = str(e.payload.get("text", ""))
+        if e.type == "user_message":
+            turns.append(Turn("user", text))
+        elif e.type == "agent_message":
+            turns.append(Turn("agent", text))
+        elif e.turn_id is not None and e.turn_id in bot_at:
+            i = bot_at[e.turn_id]
+            turns[i] = Turn("bot", turns[i].text + text)
+        elif e.turn_id is not None:
+            bot_at[e.turn_id] = len(turns)
+            turns.append(Turn("bot", text))
+    return turns
 
 
 class TurnRunner:
@@ -57,55 +91,62 @@ class TurnRunner:
         self._log_pii = log_pii
         self._turn_locks = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._history: OrderedDict[str, _History] = OrderedDict()
         self.first_token_ms: list[float] = []  # recent time-to-first-token samples (server side)
 
     # --- client requests -------------------------------------------------------------------
     async def submit(self, conversation_id: str, message_id: str, text: str) -> Submitted:
         """Persist the user's message (idempotent on ``message_id``) and start its turn."""
         received = time.perf_counter()
-        async with self.events.writing(conversation_id) as batch:
-            turn_id, new = await repo.claim_message(
-                batch.session, conversation_id, message_id, repo.new_id()
-            )
-            if new:
-                await batch.append(
-                    [NewEvent("user_message", {"message_id": message_id, "text": text}, turn_id)]
-                )
-                conv = await repo.get_conversation(batch.session, conversation_id)
-                handoff = conv.handoff_state if conv else "bot"
-        if new:
-            if handoff == "human":  # a human agent answers; the bot stays quiet
-                return Submitted(turn_id, True)
-            self._spawn(self._run(conversation_id, turn_id, text, received))
+        new_turn = writes.new_id()
+
+        def op(s: Session) -> tuple[list[StoredEvent], tuple[str, bool, str, int]]:
+            turn_id, new = writes.claim_message(s, conversation_id, message_id, new_turn)
+            if not new:
+                return [], (turn_id, False, "", 0)
+            ev = NewEvent("user_message", {"message_id": message_id, "text": text}, turn_id)
+            stored, handoff = writes.append_events_with_state(s, conversation_id, [ev])
+            return stored, (turn_id, True, handoff, stored[0].seq)
+
+        turn_id, new, handoff, seq = await self.events.write(conversation_id, op)
+        if new and handoff != "human":  # while a human agent answers, the bot stays quiet
+            self._spawn(self._run(conversation_id, turn_id, text, seq, handoff, received))
         return Submitted(turn_id, new)
 
     async def request_human(self, conversation_id: str, message_id: str, lang: str) -> Submitted:
-        async with self.events.writing(conversation_id) as batch:
-            turn_id, new = await repo.claim_message(
-                batch.session, conversation_id, message_id, repo.new_id()
+        new_turn = writes.new_id()
+
+        def op(s: Session) -> tuple[list[StoredEvent], tuple[str, bool]]:
+            turn_id, new = writes.claim_message(s, conversation_id, message_id, new_turn)
+            if not new:
+                return [], (turn_id, False)
+            _, current = writes.append_events_with_state(s, conversation_id, [])
+            state = current if current != "bot" else "pending_human"
+            done = Done(turn_id=turn_id, mode="handoff", answered=True, lang=lang)
+            stored = writes.append_events(
+                s,
+                conversation_id,
+                [
+                    NewEvent("handoff", {"reason": "user_request", "state": state}, turn_id),
+                    _to_new_event(done, turn_id),
+                ],
             )
-            if new:
-                conv = await repo.get_conversation(batch.session, conversation_id)
-                state = conv.handoff_state if conv and conv.handoff_state != "bot" else None
-                state = state or "pending_human"
-                done = Done(turn_id=turn_id, mode="handoff", answered=True, lang=lang)
-                await batch.append(
-                    [
-                        NewEvent("handoff", {"reason": "user_request", "state": state}, turn_id),
-                        _to_new_event(done, turn_id),
-                    ]
-                )
-                await batch.update(handoff_state=state)
+            writes.update_conversation(s, conversation_id, handoff_state=state)
+            return stored, (turn_id, True)
+
+        turn_id, new = await self.events.write(conversation_id, op)
         return Submitted(turn_id, new)
 
     async def feedback(
         self, conversation_id: str, turn_id: str, rating: str, comment: str | None
     ) -> bool:
-        async with self.db.writing() as session:
-            if not await repo.turn_exists(session, conversation_id, turn_id):
+        def op(s: Session) -> bool:
+            if not writes.turn_exists(s, conversation_id, turn_id):
                 return False
-            await repo.put_feedback(session, conversation_id, turn_id, rating, comment)
-        return True
+            writes.put_feedback(s, conversation_id, turn_id, rating, comment)
+            return True
+
+        return await self.db.write(op)
 
     # --- the background turn ---------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
@@ -113,38 +154,38 @@ class TurnRunner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _context(self, conversation_id: str, turn_id: str) -> ConversationContext:
-        async with self.db.session() as session:
-            conv = await repo.get_conversation(session, conversation_id)
-            evs = await repo.recent_events(
-                session,
-                conversation_id,
-                limit=_HISTORY_EVENTS,
-                types=["user_message", "token", "agent_message"],
-            )
-        turns: list[Turn] = []
-        bot_text: dict[str, int] = {}
-        for e in evs:
-            if e.turn_id == turn_id:
-                continue
-            if e.type == "user_message":
-                turns.append(Turn("user", str(e.payload.get("text", ""))))
-            elif e.type == "agent_message":
-                turns.append(Turn("agent", str(e.payload.get("text", ""))))
-            elif e.turn_id is not None:
-                piece = str(e.payload.get("text", ""))
-                if e.turn_id in bot_text:
-                    i = bot_text[e.turn_id]
-                    turns[i] = Turn("bot", turns[i].text + piece)
-                else:
-                    bot_text[e.turn_id] = len(turns)
-                    turns.append(Turn("bot", piece))
+    async def _context(
+        self, conversation_id: str, turn_id: str, user_seq: int, handoff: str
+    ) -> ConversationContext:
+        cached = self._history.get(conversation_id)
+        if cached is not None and cached.seq == user_seq - 1:
+            turns, lang = list(cached.turns), cached.lang
+        else:
+            async with self.db.session() as session:
+                conv = await repo.get_conversation(session, conversation_id)
+                evs = await repo.recent_events(
+                    session,
+                    conversation_id,
+                    limit=_HISTORY_EVENTS,
+                    types=["user_message", "token", "agent_message"],
+                )
+            turns = _history_from_events([e for e in evs if e.seq < user_seq], turn_id)
+            lang = conv.lang if conv else None
         return ConversationContext(
             conversation_id=conversation_id,
             history=turns[-HISTORY_TURNS:],
-            lang=(conv.lang if conv else None) or None,
-            handoff_state=conv.handoff_state if conv else "bot",  # type: ignore[arg-type]
+            lang=lang,
+            handoff_state=cast(HandoffState, handoff or "bot"),
         )
+
+    def _remember(self, conversation_id: str, history: _History | None) -> None:
+        if history is None:
+            self._history.pop(conversation_id, None)
+            return
+        self._history[conversation_id] = history
+        self._history.move_to_end(conversation_id)
+        while len(self._history) > _CACHE_SIZE:
+            self._history.popitem(last=False)
 
     async def _produce(
         self,
@@ -165,12 +206,22 @@ class TurnRunner:
         finally:
             await queue.put(_END)
 
-    async def _run(self, conversation_id: str, turn_id: str, text: str, received: float) -> None:
+    async def _run(
+        self,
+        conversation_id: str,
+        turn_id: str,
+        text: str,
+        user_seq: int,
+        handoff: str,
+        received: float,
+    ) -> None:
         async with self._turn_locks.hold(conversation_id):
-            ctx = await self._context(conversation_id, turn_id)
+            ctx = await self._context(conversation_id, turn_id, user_seq, handoff)
             queue: asyncio.Queue[object] = asyncio.Queue()
             producer = asyncio.create_task(self._produce(self._engine(), text, ctx, turn_id, queue))
-            first = True
+            seqs: list[int] = [user_seq]
+            answer: list[str] = []
+            lang = ctx.lang
             try:
                 finished = False
                 while not finished:
@@ -178,29 +229,48 @@ class TurnRunner:
                     while not queue.empty():
                         items.append(queue.get_nowait())
                     finished = items[-1] is _END
-                    evs = [i for i in items if i is not _END]
-                    if evs:
-                        await self._persist(conversation_id, turn_id, evs)  # type: ignore[arg-type]
-                    if first and any(getattr(e, "type", "") == "token" for e in evs):
-                        first = False
-                        self._record_ttft((time.perf_counter() - received) * 1000)
+                    evs = [cast(Event, i) for i in items if i is not _END]
+                    if not evs:
+                        continue
+                    stored = await self._persist(conversation_id, turn_id, evs)
+                    seqs += [e.seq for e in stored]
+                    for e in evs:
+                        if e.type == "token":
+                            if not answer:
+                                self._record_ttft((time.perf_counter() - received) * 1000)
+                            answer.append(e.text)
+                        elif isinstance(e, Done) and e.lang:
+                            lang = e.lang
             finally:
                 if not producer.done():
                     producer.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await producer
+            contiguous = seqs == list(range(user_seq, user_seq + len(seqs)))
+            turns = (*ctx.history, Turn("user", text), Turn("bot", "".join(answer)))
+            self._remember(
+                conversation_id,
+                _History(seqs[-1], turns[-HISTORY_TURNS:], lang) if contiguous else None,
+            )
 
-    async def _persist(self, conversation_id: str, turn_id: str, evs: list[Event]) -> None:
-        async with self.events.writing(conversation_id) as batch:
-            await batch.append([_to_new_event(e, turn_id) for e in evs])
-            updates: dict[str, Any] = {}
-            for e in evs:
-                if isinstance(e, Handoff):
-                    updates["handoff_state"] = "pending_human"
-                elif isinstance(e, Done) and e.lang:
-                    updates["lang"] = e.lang
+    async def _persist(
+        self, conversation_id: str, turn_id: str, evs: list[Event]
+    ) -> list[StoredEvent]:
+        new_events = [_to_new_event(e, turn_id) for e in evs]
+        updates: dict[str, Any] = {}
+        for e in evs:
+            if isinstance(e, Handoff):
+                updates["handoff_state"] = "pending_human"
+            elif isinstance(e, Done) and e.lang:
+                updates["lang"] = e.lang
+
+        def op(s: Session) -> tuple[list[StoredEvent], list[StoredEvent]]:
+            stored = writes.append_events(s, conversation_id, new_events)
             if updates:
-                await batch.update(**updates)
+                writes.update_conversation(s, conversation_id, **updates)
+            return stored, stored
+
+        return await self.events.write(conversation_id, op)
 
     def _record_ttft(self, ms: float) -> None:
         self.first_token_ms.append(ms)

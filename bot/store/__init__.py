@@ -6,6 +6,6 @@ SQLite (a file in ``data_dir``) by default, PostgreSQL through ``KLARTEXT_DATABA
 from __future__ import annotations
 
 from bot.store.db import Database, is_sqlite
-from bot.store.repo import NewEvent, StoredEvent
+from bot.store.writes import ConversationInfo, NewEvent, StoredEvent
 
-__all__ = ["Database", "NewEvent", "StoredEvent", "is_sqlite"]
+__all__ = ["ConversationInfo", "Database", "NewEvent", "StoredEvent", "is_sqlite"]

@@ -1,17 +1,20 @@
-"""The async engine + session factory, with SQLite tuned for a single-process server.
+"""The engines and session factory, with SQLite tuned for a single-process server.
 
-SQLite allows one writer at a time; instead of letting concurrent transactions collide on
-``SQLITE_BUSY`` we serialise writes in-process with :meth:`Database.writing`. On PostgreSQL
-that context manager is a plain transaction and row locks do the work.
+Reads go through the async engine (aiosqlite / asyncpg). Writes on hot paths go through
+:meth:`Database.write`: on SQLite a group-commit writer thread (``bot.store.writer``; SQLite has
+one writer anyway, and one thread hand-off per batch beats one per statement), on PostgreSQL a
+plain async transaction where row locks do the work. :meth:`Database.writing` yields an
+``AsyncSession`` in a write transaction (serialised in-process on SQLite; ``busy_timeout`` covers
+the writer thread). In-memory SQLite is not supported: use a file.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -21,6 +24,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
+
+from bot.store.writer import SqliteWriter
+
+T = TypeVar("T")
 
 
 def is_sqlite(url: str) -> bool:
@@ -53,7 +61,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 class Database:
-    """Owns one async engine. ``session()`` for reads, ``writing()`` for write transactions."""
+    """Owns the engines. ``session()`` for reads; ``write(fn)`` for writes on hot paths (group
+    commit on SQLite); ``writing()`` for an ``AsyncSession`` inside one write transaction."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -61,6 +70,15 @@ class Database:
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.sqlite else None
+        self._writer = SqliteWriter(url) if self.sqlite else None
+
+    async def write(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn(session)`` in its own transaction (a SAVEPOINT inside a group commit on
+        SQLite). ``fn`` is sync: use the operations of ``bot.store.writes``."""
+        if self._writer is not None:
+            return await self._writer.run(fn)
+        async with self.sessions() as session, session.begin():
+            return await session.run_sync(fn)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -83,4 +101,6 @@ class Database:
         return True
 
     async def dispose(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
         await self.engine.dispose()

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
+from sqlalchemy.orm import Session
 
 from bot.errors import StoreError
-from bot.store import Database, NewEvent, repo
+from bot.store import Database, NewEvent, repo, writes
 
 
 async def _new_conversation(db: Database) -> str:
@@ -89,6 +91,31 @@ async def test_claim_message_is_idempotent(db: Database) -> None:
     assert first == ("turn-a", True)
     assert again == ("turn-a", False)
     assert other == ("turn-c", True)
+
+
+async def test_write_runs_sync_operations_with_group_commit(db: Database) -> None:
+    cid = await _new_conversation(db)
+
+    def append(i: int) -> Callable[[Session], int]:
+        def fn(s: Session) -> int:
+            return writes.append_events(s, cid, [NewEvent("token", {"i": i})])[0].seq
+
+        return fn
+
+    def failing(s: Session) -> None:
+        writes.append_events(s, cid, [NewEvent("token", {"i": -1})])
+        raise ValueError("this job fails alone")
+
+    jobs = [db.write(append(i)) for i in range(30)]
+    jobs.insert(10, db.write(failing))
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    seqs = sorted(r for r in results if isinstance(r, int))
+    assert [type(e) for e in errors] == [ValueError]
+    assert seqs == list(range(1, 31))
+    async with db.session() as s:
+        stored = await repo.events_after(s, cid, 0)
+    assert sorted(e.payload["i"] for e in stored) == list(range(30))
 
 
 async def test_feedback_latest_rating_wins(db: Database) -> None:

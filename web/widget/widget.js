@@ -300,7 +300,9 @@
         const sub = item.lines;
         if (sub.length === 1) inline(sub[0], item.li);
         else blocks(sub, item.li);
-        if (item.li.childElementCount === 1 && item.li.firstChild.tagName === "P") item.li.replaceChildren(...item.li.firstChild.childNodes);
+        if (!sub.includes("")) {
+          for (const p of [...item.li.children]) if (p.tagName === "P") p.replaceWith(...p.childNodes);
+        }
         continue;
       }
       if (!line.trim() && LIST_RE.test(lines[i + 1] || "") && LIST_RE.exec(lines[i + 1])[1].length === indent) { i++; continue; }
@@ -382,7 +384,7 @@ button:focus-visible,a:focus-visible,textarea:focus-visible,.messages:focus-visi
  opacity:0;visibility:hidden;transform:translateY(12px) scale(.97)}
 .left .panel{right:auto;left:var(--kt-offset-x);transform-origin:bottom left}
 .open .panel{opacity:1;visibility:visible;transform:none;transition:opacity .2s ease,transform .22s cubic-bezier(.2,.8,.2,1)}
-.head{background:var(--kt-primary);background:linear-gradient(135deg,var(--kt-primary),color-mix(in srgb,var(--kt-primary) 78%,#000));
+.head{background-color:var(--kt-primary);background-image:linear-gradient(135deg,var(--kt-primary),color-mix(in srgb,var(--kt-primary) 80%,#000));
  color:var(--kt-on-primary);padding:16px 12px 16px 18px;display:flex;align-items:center;gap:12px;flex:none}
 .avatar{width:40px;height:40px;border-radius:50%;flex:none;display:grid;place-items:center;font-weight:700;font-size:15px;
  background:rgba(255,255,255,.2);color:inherit;overflow:hidden;box-shadow:0 0 0 2px rgba(255,255,255,.35)}

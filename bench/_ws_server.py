@@ -1,0 +1,66 @@
+"""Server side of the websocket benchmarks: ``create_app`` plus ``/_bench/ttft`` (server-side
+time from a ``message`` frame received to its first token persisted, i.e. ready to send).
+
+``KLARTEXT_BENCH_ENGINE=fake`` injects a scripted engine that streams like extractive mode (a
+short answer in ~12 chunks, no sleeps) — used only when the real runtime is unavailable, and
+labelled as such in the results. Run with ``uvicorn --factory --app-dir bench _ws_server:app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from bot.config import get_settings
+from bot.conversation import ConversationContext
+from bot.events import Done, Event, SourceRef, Sources, Token
+from web.app import create_app
+
+ANSWER = (
+    "Standard delivery takes two to four working days within Germany and three to seven "
+    "working days to other EU countries."
+)
+
+
+class _ExtractiveLikeEngine:
+    async def turn(
+        self, text: str, ctx: ConversationContext, *, turn_id: str
+    ) -> AsyncIterator[Event]:
+        words = ANSWER.split(" ")
+        for i in range(0, len(words), 2):
+            yield Token(text=(" " if i else "") + " ".join(words[i : i + 2]))
+            await asyncio.sleep(0)
+        yield Sources(items=[SourceRef(id="shipping", title="Shipping", url="/help/shipping")])
+        yield Done(turn_id=turn_id, mode="extractive", answered=True, confidence=0.9)
+
+
+class _FakeRuntime:
+    engine = _ExtractiveLikeEngine()
+
+    def ready(self) -> dict[str, bool]:
+        return {"index": True}
+
+
+def app() -> FastAPI:
+    fake = os.environ.get("KLARTEXT_BENCH_ENGINE") == "fake"
+    application = create_app(get_settings(), runtime=_FakeRuntime() if fake else None)
+
+    @application.get("/_bench/ttft")
+    async def ttft(request: Request) -> dict[str, Any]:
+        samples = sorted(request.app.state.services.turns.first_token_ms)
+        if not samples:
+            return {"n": 0}
+        q = statistics.quantiles(samples, n=100, method="inclusive") if len(samples) > 1 else samples * 99
+        return {"n": len(samples), "p50_ms": q[49], "p99_ms": q[98], "max_ms": samples[-1]}
+
+    @application.post("/_bench/reset")
+    async def reset(request: Request) -> dict[str, bool]:
+        request.app.state.services.turns.first_token_ms.clear()
+        return {"ok": True}
+
+    return application

@@ -1,0 +1,124 @@
+"""Group commit for SQLite: one writer thread runs queued write functions, many per
+transaction (a SAVEPOINT each, so one failing function does not sink the others), with the
+stdlib driver — one thread hand-off per batch instead of one per statement through aiosqlite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+T = TypeVar("T")
+MAX_BATCH = 256
+_Job = tuple[Callable[[Session], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+
+def sqlite_begin_immediate(engine: Engine) -> None:
+    """Take SQLite's write lock at BEGIN (waits via busy_timeout instead of failing later)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _rec: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            "busy_timeout=10000",
+        ):
+            cur.execute(f"PRAGMA {pragma}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _resolve(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if fut.done():
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
+
+
+class SqliteWriter:
+    def __init__(self, async_url: str) -> None:
+        url = make_url(async_url).set(drivername="sqlite")
+        self.engine = create_engine(url, connect_args={"check_same_thread": False})
+        sqlite_begin_immediate(self.engine)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.jobs_done = 0
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="klartext-sqlite-writer", daemon=True
+                )
+                self._thread.start()
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        self._ensure_started()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, fut, loop))
+        return await fut
+
+    def _loop(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                return
+            jobs = [first]
+            stop = False
+            while len(jobs) < MAX_BATCH:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                jobs.append(nxt)
+            self._run_batch(jobs)
+            if stop:
+                return
+
+    def _run_batch(self, jobs: list[_Job]) -> None:
+        results: list[tuple[bool, Any]] = []
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                for fn, _fut, _loop in jobs:
+                    try:
+                        with session.begin_nested():
+                            results.append((True, fn(session)))
+                    except Exception as exc:
+                        results.append((False, exc))
+        except Exception as exc:  # commit (or BEGIN) failed: nothing of this batch persisted
+            results = [(False, exc)] * len(jobs)
+        self.batches += 1
+        self.jobs_done += len(jobs)
+        for (_fn, fut, loop), (ok, value) in zip(jobs, results, strict=True):
+            with contextlib.suppress(RuntimeError):  # loop closed
+                loop.call_soon_threadsafe(_resolve, fut, ok, value)
+
+    def close(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(None)
+            thread.join(timeout=30)
+        self.engine.dispose()
