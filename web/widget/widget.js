@@ -1146,6 +1146,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
           if (ev.state) this._handoff = ev.state;
           else this._handoff = "pending_human";
           this._pendingHuman = null;
+          if (this._handoff !== "bot") this._el.sugs.replaceChildren();
           this._renderHandoff();
           const msg = this._t("handoff_" + this._handoff);
           this._notice(msg, "handoff", "headset");
