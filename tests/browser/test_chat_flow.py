@@ -16,7 +16,7 @@ from _widget import (
     wait_answers,
     watch_streaming,
 )
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 EN_QUESTION = "How long does delivery to Austria take?"
 DE_QUESTION = "Wie lange dauert der Versand nach Österreich?"
@@ -105,6 +105,25 @@ def test_reload_restores_the_conversation_from_history(page: Page, server: Klart
     expect(w(page, ".head")).to_have_class("head st-online", timeout=ANSWER_TIMEOUT_MS)
     new_cid = page.evaluate("() => document.querySelector('klartext-chat').conversationId")
     assert new_cid and new_cid != cid
+
+
+def test_a_second_tab_shares_the_conversation(
+    context: BrowserContext, page: Page, server: KlartextServer
+) -> None:
+    page.goto(server.url + "/")
+    open_widget(page)
+    other = context.new_page()
+    other.goto(server.url + "/")
+    # Same conversation (localStorage is per site); the panel's open state carries over too.
+    expect(w(other, ".head")).to_have_class("head st-online", timeout=ANSWER_TIMEOUT_MS)
+    cid = page.evaluate("() => document.querySelector('klartext-chat').conversationId")
+    assert other.evaluate("() => document.querySelector('klartext-chat').conversationId") == cid
+    ask(page, EN_QUESTION)
+    wait_answers(page, 1)
+    # The other tab follows live.
+    expect(w(other, ".row.user .bubble")).to_have_text([EN_QUESTION], timeout=ANSWER_TIMEOUT_MS)
+    wait_answers(other, 1)
+    other.close()
 
 
 def test_server_crash_reconnects_resumes_and_sends_queued_messages(

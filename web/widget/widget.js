@@ -849,6 +849,8 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
       this._lastSeq = 0;
       this._awaiting = null;
       this._handoff = "bot";
+      this._pendingHuman = null;
+      this._pendingHumanSent = false;
       this._el.messages.replaceChildren();
       this._el.sugs.replaceChildren();
       this._typingEl = null;
@@ -955,6 +957,8 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
     }
 
     _notice(text, kind, ic) {
+      const prev = this._typingEl ? this._typingEl.previousElementSibling : this._el.messages.lastElementChild;
+      if (kind === "error" && prev && prev.classList.contains("notice") && prev.textContent === text) return prev;
       const n = h("div", "notice" + (kind ? " " + kind : ""));
       if (ic || kind === "error") n.appendChild(icon(ic || "alert"));
       n.appendChild(h("span", null, text));
@@ -1091,7 +1095,8 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
       }
       this._handoff = f.handoff_state || "bot";
       this._renderHandoff();
-      this._save({ cid: this._cid, token: this._token });
+      const st = this._load();
+      if (st.cid !== this._cid || st.token !== this._token) this._save({ cid: this._cid, token: this._token });
       this._attempt = 0;
       this._setState("online");
       this._welcomed = true;
@@ -1115,7 +1120,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
     _onEvent(ev, replay) {
       if (typeof ev.seq !== "number" || ev.seq <= this._lastSeq) return;
       this._lastSeq = ev.seq;
-      if ((this._load().seq || 0) < ev.seq) this._save({ seq: ev.seq });
+      if (ev.type !== "token" && (this._load().seq || 0) < ev.seq) this._save({ seq: ev.seq });
       const tid = ev.turn_id;
       switch (ev.type) {
         case "user_message": {
@@ -1146,6 +1151,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
           if (ev.state) this._handoff = ev.state;
           else this._handoff = "pending_human";
           this._pendingHuman = null;
+          this._pendingHumanSent = false;
           if (this._handoff !== "bot") this._el.sugs.replaceChildren();
           this._renderHandoff();
           const msg = this._t("handoff_" + this._handoff);
@@ -1196,10 +1202,10 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
     _onError(f) {
       if (f.code === "bad_token") { this._cid = this._token = null; return; }
       if (f.code === "origin_not_allowed") { this._setState("blocked"); return; }
-      if (f.code === "rate_limited") {
+      if (f.code === "rate_limited" || f.code === "not_ready") {
         this._notice(this._errorText(f), "error");
         clearTimeout(this._timers.flush);
-        this._timers.flush = setTimeout(() => this._afterHistoryFlush(), (f.retry_after || 2) * 1000);
+        this._timers.flush = setTimeout(() => this._afterHistoryFlush(), (f.retry_after || (f.code === "not_ready" ? 5 : 2)) * 1000);
       } else if (f.code === "message_too_long" || f.code === "empty_message") {
         const m = this._outbox.shift();
         this._save({ outbox: this._outbox });
@@ -1325,17 +1331,20 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
       return true;
     }
 
+    /** Another tab changed the conversation: adopt its id; after a "new conversation" there,
+     * wait briefly for that tab's new id instead of racing it with a second new conversation. */
     _syncFromStorage() {
       const st = this._load();
-      if ((st.cid || null) !== this._cid) {
-        this._stop();
-        this._cid = st.cid || null;
-        this._token = st.token || null;
-        this._outbox = Array.isArray(st.outbox) ? st.outbox : [];
-        this._ratings = st.ratings || {};
-        this._resetTranscript();
-        if (this._isOpen) this._connect();
-      }
+      if ((st.cid || null) === this._cid) return;
+      this._stop();
+      this._cid = st.cid || null;
+      this._token = st.token || null;
+      this._outbox = Array.isArray(st.outbox) ? st.outbox : [];
+      this._ratings = st.ratings || {};
+      this._resetTranscript();
+      clearTimeout(this._timers.adopt);
+      if (this._cid) { if (this._isOpen) this._connect(); }
+      else this._timers.adopt = setTimeout(() => { if (this._isOpen) this._connect(); }, 1500);
     }
 
     _emit(name, detail) {
