@@ -35,6 +35,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(
     data_dir: Path, *, engine: str, deflate: bool = False, extra_env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:

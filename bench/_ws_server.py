@@ -55,7 +55,11 @@ def app() -> FastAPI:
         samples = sorted(request.app.state.services.turns.first_token_ms)
         if not samples:
             return {"n": 0}
-        q = statistics.quantiles(samples, n=100, method="inclusive") if len(samples) > 1 else samples * 99
+        q = (
+            statistics.quantiles(samples, n=100, method="inclusive")
+            if len(samples) > 1
+            else samples * 99
+        )
         return {"n": len(samples), "p50_ms": q[49], "p99_ms": q[98], "max_ms": samples[-1]}
 
     @application.post("/_bench/reset")

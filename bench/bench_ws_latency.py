@@ -33,7 +33,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _ws_common import ROOT, raise_nofile, rss_mb, start_server, stop_server
+from _ws_common import ROOT, cpu_s, raise_nofile, rss_mb, start_server, stop_server
 
 QUESTIONS = [
     "How long does shipping take?",
@@ -96,7 +96,9 @@ async def _conversation(
             await asyncio.sleep(random.uniform(*think))
 
 
-async def _run(port: int, n: int, messages: int, think: tuple[float, float]) -> dict[str, object]:
+async def _run(
+    port: int, n: int, messages: int, think: tuple[float, float], pid: int
+) -> dict[str, object]:
     url = f"ws://127.0.0.1:{port}/ws/chat"
     ttft: list[float] = []
     errors: list[str] = []
@@ -113,9 +115,11 @@ async def _run(port: int, n: int, messages: int, think: tuple[float, float]) -> 
     async with httpx.AsyncClient() as http:
         await http.post(f"http://127.0.0.1:{port}/_bench/reset")
     t0 = time.perf_counter()
+    cpu0 = cpu_s(pid)
     start.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     wall = time.perf_counter() - t0
+    cpu = cpu_s(pid) - cpu0
     errors += [type(r).__name__ for r in results if isinstance(r, BaseException)]
     async with httpx.AsyncClient() as http:
         server = (await http.get(f"http://127.0.0.1:{port}/_bench/ttft")).json()
@@ -124,6 +128,8 @@ async def _run(port: int, n: int, messages: int, think: tuple[float, float]) -> 
         "server_ttft": server,
         "turns": len(ttft),
         "turns_per_s": round(len(ttft) / wall, 1),
+        "server_cpu_ms_per_turn": round(cpu * 1000 / max(1, len(ttft)), 2),
+        "server_cpu_util": round(cpu / wall, 2),
         "errors": len(errors),
         "error_codes": sorted(set(errors)),
         "wall_s": round(wall, 1),
@@ -167,7 +173,13 @@ def main() -> None:
         )
         try:
             result = asyncio.run(
-                _run(port, args.conversations, args.messages, (args.think_min, args.think_max))
+                _run(
+                    port,
+                    args.conversations,
+                    args.messages,
+                    (args.think_min, args.think_max),
+                    proc.pid,
+                )
             )
             result["server_rss_mb"] = round(rss_mb(proc.pid), 1)
         finally:

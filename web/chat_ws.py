@@ -171,6 +171,7 @@ class _Connection:
                 return True, min(hello.last_seq, conv.last_seq), conv.handoff_state
         created = await self.s.db.write(lambda s: writes.create_conversation(s, lang=lang))
         self.cid = created.id
+        self.s.turns.conversation_created(created.id, lang)
         self.lang = lang or self.lang
         return False, 0, created.handoff_state
 

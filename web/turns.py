@@ -94,6 +94,10 @@ class TurnRunner:
         self._history: OrderedDict[str, _History] = OrderedDict()
         self.first_token_ms: list[float] = []  # recent time-to-first-token samples (server side)
 
+    def conversation_created(self, conversation_id: str, lang: str | None) -> None:
+        """A new, empty conversation: its first turn needs no history read."""
+        self._remember(conversation_id, _History(0, (), lang))
+
     # --- client requests -------------------------------------------------------------------
     async def submit(self, conversation_id: str, message_id: str, text: str) -> Submitted:
         """Persist the user's message (idempotent on ``message_id``) and start its turn."""

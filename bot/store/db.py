@@ -54,7 +54,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     ensure_sqlite_dir(url)
     if is_sqlite(url):
-        engine = create_async_engine(url)
+        # aiosqlite runs SELECTs outside transactions and every write path commits or rolls back
+        # explicitly, so the per-checkin ROLLBACK (a thread round trip) is pure overhead.
+        engine = create_async_engine(url, pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
