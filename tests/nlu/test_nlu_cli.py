@@ -75,7 +75,8 @@ def test_train_then_parse(knowledge_dir: Path, tmp_path: Path) -> None:
     assert trained.exit_code == 0, trained.output
     assert "3 intents" in trained.output
     parsed = runner.invoke(
-        app, ["nlu", "parse", "Wo ist meine Bestellung NC-12345?", "--model-dir", str(out), "--json"]
+        app,
+        ["nlu", "parse", "Wo ist meine Bestellung NC-12345?", "--model-dir", str(out), "--json"],
     )
     assert parsed.exit_code == 0, parsed.output
     msg = json.loads(parsed.stdout)
