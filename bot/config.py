@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     idle_timeout_s: float = Field(600.0, description="Close idle websockets after this long.")
     heartbeat_s: float = Field(25.0, description="Server ping interval on websockets.")
     bot_name: str = Field("Klartext", description="Name shown in the widget header.")
+    prepare_on_start: bool = Field(
+        False,
+        description="On server start, reindex / retrain the NLU if the knowledge folder changed "
+        "(`klartext serve` turns it on unless `--no-prepare`).",
+    )
 
     # --- logging -------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level.")
