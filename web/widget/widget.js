@@ -1110,7 +1110,10 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
       const last = [...this._turns.values()].pop();
       if (last && !last.done) this._awaiting = last.id;
       for (const m of this._outbox) this._sendFrame({ type: "message", message_id: m.message_id, text: m.text });
-      for (const m of this._outbox) this._userBubble(m.message_id, m.text, "pending");
+      for (const m of this._outbox) {
+        this._userBubble(m.message_id, m.text, "pending");
+        this._append(this._msgs.get(m.message_id).row); // after the replayed history
+      }
       if (this._pendingHuman) this._sendFrame(this._pendingHuman);
       this._updateTyping();
       this._renderStarters();
@@ -1207,7 +1210,8 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
         clearTimeout(this._timers.flush);
         this._timers.flush = setTimeout(() => this._afterHistoryFlush(), (f.retry_after || (f.code === "not_ready" ? 5 : 2)) * 1000);
       } else if (f.code === "message_too_long" || f.code === "empty_message") {
-        const m = this._outbox.shift();
+        const i = Math.max(0, this._outbox.findIndex((o) => o.message_id === f.message_id));
+        const m = this._outbox.splice(i, 1)[0];
         this._save({ outbox: this._outbox });
         if (m) this._userBubble(m.message_id, m.text, "failed");
         this._notice(this._errorText(f), "error");
