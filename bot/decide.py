@@ -57,7 +57,9 @@ def route(parsed: ParsedMessage, ctx: ConversationContext) -> Route:
 
     Order: an order number in reply to our question (or with ``order_status``) → ``order``;
     ``human_handoff`` → ``handoff``; an affirmation right after we offered a human → ``handoff``;
-    ``order_status`` without a number → ``ask_order``; ``complaint``; short smalltalk;
+    ``order_status`` without a number → ``ask_order`` (the engine answers a confident knowledge
+    match, e.g. "how do I cancel my order?", and asks for the number otherwise); ``complaint``;
+    short smalltalk;
     out of scope; everything else → ``retrieve``.
     """
     intent = parsed.intent

@@ -154,7 +154,7 @@ class Engine:
             yield Token(text=texts.text("handoff", parsed.lang))
             yield Handoff(reason="user_request")
             return
-        if r.kind in ("order", "ask_order"):
+        if r.kind == "order":
             async for event in self._order(r, parsed, state):
                 yield event
             return
@@ -174,6 +174,10 @@ class Engine:
         state.confidence = j.confidence
         if r.kind == "complaint":
             async for event in self._complaint(parsed, ctx, j, state):
+                yield event
+            return
+        if not j.confident and r.kind == "ask_order":
+            async for event in self._order(r, parsed, state):
                 yield event
             return
         if not j.confident:

@@ -261,3 +261,9 @@ async def test_events_serialise_to_json() -> None:
     events = await collect(make_engine().turn("delivery time?", ctx(), turn_id="t"))
     dumped = [e.model_dump(mode="json") for e in events]
     assert dumped[-1]["type"] == "done" and dumped[-1]["mode"] == "extractive"
+
+
+async def test_order_question_without_number_answered_from_knowledge_when_confident() -> None:
+    events = await collect(make_engine().turn("my order delivery is late", ctx(), turn_id="t"))
+    assert done(events).mode == "extractive"
+    assert of_type(events, "sources")[0].items[0].id == "en-ship-01"
