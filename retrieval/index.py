@@ -36,6 +36,9 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 64
 COMPACT_RATIO = 0.2
 _TOMBSTONES = ".tombstones.npy"
+# Searches of up to this many queries run on one thread: a single query gains nothing from
+# OpenMP and its thread wake-ups cost milliseconds on a busy machine.
+_SINGLE_THREAD_QUERIES = 8
 
 
 def _faiss() -> Any:
@@ -128,14 +131,20 @@ class FaissIndex:
         faiss = _faiss()
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(k, max(1, self.size)))
-        if self.kind == "hnsw":
-            params: Any = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
-            if self._tombstones:
-                dead = np.fromiter(self._tombstones, dtype=np.int64)
-                params.sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(dead))
-            scores, ids = self._index.search(queries, k, params=params)
-        else:
-            scores, ids = self._index.search(queries, k)
+        threads = faiss.omp_get_max_threads()
+        if len(queries) <= _SINGLE_THREAD_QUERIES:
+            faiss.omp_set_num_threads(1)  # per calling thread; avoids OpenMP spin overhead
+        try:
+            if self.kind == "hnsw":
+                params: Any = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
+                if self._tombstones:
+                    dead = np.fromiter(self._tombstones, dtype=np.int64)
+                    params.sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(dead))
+                scores, ids = self._index.search(queries, k, params=params)
+            else:
+                scores, ids = self._index.search(queries, k)
+        finally:
+            faiss.omp_set_num_threads(threads)
         return scores.astype(np.float32), ids.astype(np.int64)
 
     # --- maintenance ------------------------------------------------------------------

@@ -64,14 +64,29 @@ def stem(word: str) -> str:
     return word
 
 
+_TOKEN_CACHE: dict[str, str] = {}
+
+
+def _token(raw: str) -> str:
+    """The indexed form of one lowercased word ("" = dropped)."""
+    if raw in STOPWORDS or (len(raw) < 2 and not raw.isdigit()):
+        return ""
+    return stem(raw)
+
+
 def tokenize(text: str) -> list[str]:
     """Lowercased, folded, stopword-free, stemmed word tokens."""
-    tokens = []
+    cache = _TOKEN_CACHE
+    if len(cache) > 500_000:
+        cache.clear()
+    out = []
     for raw in _WORD.findall(text.lower().translate(_FOLD)):
-        if raw in STOPWORDS or (len(raw) < 2 and not raw.isdigit()):
-            continue
-        tokens.append(stem(raw))
-    return tokens
+        tok = cache.get(raw)
+        if tok is None:
+            tok = cache[raw] = _token(raw)
+        if tok:
+            out.append(tok)
+    return out
 
 
 Floats = npt.NDArray[np.float32]

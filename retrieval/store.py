@@ -63,7 +63,7 @@ class Manifest:
 
     def to_json(self) -> str:
         data = {f.name: getattr(self, f.name) for f in fields(self)}  # asdict() deep-copies: slow
-        return json.dumps(data, ensure_ascii=False, indent=1)
+        return json.dumps(data, ensure_ascii=False)  # no indent: keeps the fast C encoder
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
