@@ -1,0 +1,57 @@
+"""Theming through data-* attributes and CSS custom properties, driven from /demo/theming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from _kt_server import KlartextServer
+from _widget import w
+from playwright.sync_api import Page, expect
+
+
+def test_theming_page_options_change_the_widget(
+    page: Page, server: KlartextServer, shots: Path
+) -> None:
+    page.goto(server.url + "/demo/theming")
+    expect(w(page, ".launcher")).to_be_visible()
+    page.fill("input[name=title]", "Hilfe & Service")
+    page.fill("textarea[name=welcome]", "Moin! Ich bin **Nordi**.")
+    page.select_option("select[name=lang]", "de")
+    page.click(".sw5")  # a light yellow: text on it must turn dark
+    page.check("input[name=avatar]")
+    page.select_option("select[name=position]", "left")
+    expect(page.locator("#snippet")).to_contain_text('data-position="left"')
+
+    w(page, ".launcher").click()
+    expect(w(page, ".title")).to_have_text("Hilfe & Service")
+    expect(w(page, ".welcome .bubble strong")).to_have_text("Nordi")
+    expect(w(page, "textarea")).to_have_attribute("placeholder", "Ihre Frage…")
+    expect(w(page, ".head img")).to_have_attribute("src", "/static/demo/avatar.svg")
+    launcher = w(page, ".launcher").bounding_box()
+    assert launcher is not None and launcher["x"] < 100
+    style = w(page, ".launcher").evaluate(
+        "el => [getComputedStyle(el).backgroundColor, getComputedStyle(el).color]"
+    )
+    assert style == ["rgb(242, 201, 76)", "rgb(17, 20, 24)"]
+    expect(page.locator("#last-event")).to_contain_text("klartext:")
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(shots / "widget-theming.png"))
+
+
+def test_page_css_custom_properties_override_the_theme(page: Page, server: KlartextServer) -> None:
+    page.goto(server.url + "/")
+    expect(w(page, ".launcher")).to_be_visible()
+    # The page's own stylesheet (constructed: the demo page's CSP forbids inline <style>).
+    page.evaluate(
+        """() => {
+          const sheet = new CSSStyleSheet();
+          sheet.replaceSync('klartext-chat { --kt-primary: rgb(109, 63, 209); --kt-radius: 4px }');
+          document.adoptedStyleSheets = [sheet];
+        }"""
+    )
+    w(page, ".launcher").click()
+    assert w(page, ".launcher").evaluate("el => getComputedStyle(el).backgroundColor") == (
+        "rgb(109, 63, 209)"
+    )
+    assert w(page, ".panel").evaluate("el => getComputedStyle(el).borderTopLeftRadius") == "4px"
