@@ -207,6 +207,12 @@ class HybridRetriever:
             self._snap = snap
         return True
 
+    def coverage(self, query: str, entry_id: str) -> float:
+        """IDF-weighted share of the query's terms found in the entry (a calibration input)."""
+        snap = self._snap
+        pos = next((i for i, e in enumerate(snap.entries) if e.id == entry_id), None)
+        return 0.0 if pos is None else float(snap.lexical.score(query)[1][pos])
+
     # --- search -----------------------------------------------------------------------
     def search(
         self, query: str, *, k: int = 5, lang: str | None = None, fusion: Fusion | None = None

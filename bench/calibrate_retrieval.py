@@ -1,0 +1,140 @@
+"""Fit the calibration of ``Hit.score`` (``retrieval.search.CALIBRATIONS``) on development data.
+
+    nice -n 10 .venv/bin/python bench/calibrate_retrieval.py --backend e5 [--backend minilm]
+
+Data (development only, never a test split):
+* the demo KB (``knowledge/demo``) with ``bench/data/retrieval_dev_demo.csv`` (paraphrases written
+  for calibration, different from the answer test set in ``tests/data``; empty ``expected_id`` =
+  out of scope);
+* ``../shared/data/covid_faq_de``: ``faq.csv`` with ``queries_dev.csv`` (the dev split);
+* cross-domain negatives: the COVID dev queries against the demo KB and the demo queries
+  against the COVID KB (nothing there answers them).
+
+For each query the top hit (hybrid, RRF) gives two features, its best-phrasing cosine and its
+IDF-weighted query-term coverage, and a label: is the top hit a correct entry? A logistic
+regression on those gives ``Calibration(cosine_mid, cosine_weight, coverage_weight)``.
+Prints per-dataset rows and, on the last line, one JSON object with the fitted constants and
+the answer precision / recall at score 0.5 before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from knowledge.loaders import load_knowledge  # noqa: E402
+from knowledge.schema import KnowledgeBase  # noqa: E402
+from retrieval.reindex import reindex  # noqa: E402
+from retrieval.search import Calibration, HybridRetriever, calibration_for  # noqa: E402
+
+
+def shared_data() -> Path:
+    env = os.environ.get("KLARTEXT_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def read_queries(path: Path, lang: str | None = None) -> list[tuple[str, set[str], str | None]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return [
+            (r["query"], {i for i in (r["expected_id"] or "").split("|") if i},
+             r.get("lang") or lang)
+            for r in csv.DictReader(fh)
+        ]  # fmt: skip
+
+
+def covid_kb(work: Path) -> KnowledgeBase:
+    root = work / "covid"
+    root.mkdir(exist_ok=True)
+    text = (shared_data() / "covid_faq_de" / "faq.csv").read_text(encoding="utf-8")
+    (root / "faq.de.csv").write_text(text, encoding="utf-8")
+    return load_knowledge(root)
+
+
+def collect(
+    retriever: HybridRetriever, queries: list[tuple[str, set[str], str | None]], negative: bool
+) -> list[tuple[float, float, int]]:
+    rows = []
+    for query, expected, lang in queries:
+        hits = retriever.search(query, k=1, lang=lang)
+        if not hits:
+            continue
+        top = hits[0]
+        label = 0 if negative or not expected else int(top.entry_id in expected)
+        rows.append((top.dense_score, retriever.coverage(query, top.entry_id), label))
+    return rows
+
+
+def report(rows: list[tuple[float, float, int]], cal: Calibration) -> dict[str, float]:
+    answered = [(label) for cos, cov, label in rows if cal(cos, cov) >= 0.5]
+    positives = sum(label for *_, label in rows)
+    correct = sum(answered)
+    return {
+        "answered": len(answered),
+        "precision": round(correct / len(answered), 3) if answered else 0.0,
+        "recall": round(correct / positives, 3) if positives else 0.0,
+        "n": len(rows),
+    }
+
+
+def fit(rows: list[tuple[float, float, int]]) -> Calibration:
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([[cos, cov - 0.5] for cos, cov, _ in rows])
+    y = np.array([label for *_, label in rows])
+    model = LogisticRegression(C=10.0).fit(x, y)
+    w_cos, w_cov = (float(w) for w in model.coef_[0])
+    bias = float(model.intercept_[0])
+    return Calibration(round(-bias / w_cos, 3), round(w_cos, 2), round(w_cov, 2))
+
+
+def main() -> None:
+    from retrieval.embedders import make_embedder
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", action="append", default=None)
+    args = parser.parse_args()
+    demo_q = read_queries(REPO / "bench" / "data" / "retrieval_dev_demo.csv")
+    covid_q = read_queries(shared_data() / "covid_faq_de" / "queries_dev.csv", "de")
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="kt-cal-") as tmp:
+        work = Path(tmp)
+        demo, covid = load_knowledge(REPO / "knowledge" / "demo"), covid_kb(work)
+        for backend in args.backend or ["e5", "minilm"]:
+            embedder = make_embedder(backend, None, ["en", "de"])
+            retrievers = {}
+            for name, kb in (("demo", demo), ("covid", covid)):
+                opts = {"hnsw_threshold": 20_000, "duplicate_threshold": 0.92}
+                reindex(kb, work / backend / name, embedder, **opts)
+                retrievers[name] = HybridRetriever(work / backend / name, embedder)
+            rows = {
+                "demo": collect(retrievers["demo"], demo_q, negative=False),
+                "covid": collect(retrievers["covid"], covid_q, negative=False),
+                "covid->demo": collect(retrievers["demo"], covid_q, negative=True),
+                "demo->covid": collect(retrievers["covid"], demo_q, negative=True),
+            }
+            every = [r for rs in rows.values() for r in rs]
+            before, after = calibration_for(embedder.name), fit(every)
+            out[embedder.name] = {
+                "fitted": {"cosine_mid": after.cosine_mid, "cosine_weight": after.cosine_weight,
+                           "coverage_weight": after.coverage_weight},
+                "before": {k: report(v, before) for k, v in rows.items()},
+                "after": {k: report(v, after) for k, v in rows.items()},
+            }  # fmt: skip
+            print(json.dumps({embedder.name: out[embedder.name]}), flush=True)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
