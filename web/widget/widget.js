@@ -530,6 +530,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
   const BACKOFF_BASE = 500;
   const BACKOFF_CAP = 15000;
   const KEEPALIVE_MS = 25000;
+  const STALE_MS = 45000;
 
   class KlartextChat extends HTMLElement {
     constructor() {
@@ -1099,6 +1100,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
       if (st.cid !== this._cid || st.token !== this._token) this._save({ cid: this._cid, token: this._token });
       this._attempt = 0;
       this._setState("online");
+      this._keepalive();
       this._welcomed = true;
       this._historyTimer = setTimeout(() => this._afterHistory(), 1500);
     }
@@ -1116,6 +1118,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
       }
       if (this._pendingHuman) this._sendFrame(this._pendingHuman);
       this._updateTyping();
+      this._watchStale();
       this._renderStarters();
       this._scroll(true);
     }
@@ -1195,6 +1198,20 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
         default: break;
       }
       this._updateTyping();
+      this._watchStale();
+    }
+
+    /** A turn that gets no event for STALE_MS while online (its server task died) stops its
+     * caret and is marked as interrupted, so the transcript never looks stuck. */
+    _watchStale() {
+      clearTimeout(this._timers.stale);
+      if (![...this._turns.values()].some((t) => !t.done)) return;
+      this._timers.stale = setTimeout(() => {
+        if (this._state !== "online") { this._watchStale(); return; }
+        for (const t of this._turns.values()) if (!t.done) this._finish(t, { partial: true }, true);
+        this._awaiting = null;
+        this._updateTyping();
+      }, STALE_MS);
     }
 
     _errorText(f) {
