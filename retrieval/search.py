@@ -138,6 +138,21 @@ def _load_snapshot(index_dir: Path, build_name: str | None = None) -> _Snapshot:
     )
 
 
+def _best_rows(snap: _Snapshot, entries: list[int], qvec: Vectors) -> tuple[Vectors, Ints]:
+    """Exact cosine of each entry's best phrasing, and that row's position (vectorised)."""
+    ents = np.asarray(entries, dtype=np.int64)
+    starts, counts = snap.entry_row_ptr[ents], np.diff(snap.entry_row_ptr)[ents]
+    offsets = np.cumsum(counts) - counts
+    idx = np.arange(int(counts.sum())) - np.repeat(offsets, counts) + np.repeat(starts, counts)
+    rows = snap.entry_rows[idx]
+    sims = np.asarray(snap.vectors[rows]) @ qvec
+    best = np.maximum.reduceat(sims, offsets) if len(sims) else np.zeros(0, np.float32)
+    hit = np.flatnonzero(sims == np.repeat(best, counts))
+    segment = np.repeat(np.arange(len(ents)), counts)[hit]
+    first = hit[np.unique(segment, return_index=True)[1]]
+    return best.astype(np.float32), rows[first]
+
+
 @dataclass(slots=True)
 class _Candidate:
     entry: int
@@ -251,12 +266,10 @@ class HybridRetriever:
                 if bm25[e] > 0:
                     found.setdefault(int(e), _Candidate(int(e)))
         cands = list(found.values())
-        for c in cands:  # exact best-phrasing cosine for every candidate
-            rows = snap.entry_rows[snap.entry_row_ptr[c.entry] : snap.entry_row_ptr[c.entry + 1]]
-            sims = np.asarray(snap.vectors[rows]) @ qvec
-            best = int(np.argmax(sims))
-            c.cosine = float(sims[best])
-            c.phrase = int(snap.row_phrase[rows[best]])
+        best_cos, best_row = _best_rows(snap, [c.entry for c in cands], qvec)
+        for c, cos, row in zip(cands, best_cos.tolist(), best_row.tolist(), strict=True):
+            c.cosine = cos
+            c.phrase = int(snap.row_phrase[row])
             c.bm25 = float(bm25[c.entry])
             c.coverage = float(coverage[c.entry])
         for rank, c in enumerate(sorted(cands, key=lambda c: -c.cosine), 1):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast, get_args
 
 import typer
 from rich.console import Console
@@ -162,17 +162,22 @@ def search(
     query: Annotated[str, typer.Argument(help="What a customer would ask.")],
     k: Annotated[int, typer.Option("-k", "--k", help="Number of hits.", min=1)] = 5,
     lang: Annotated[str | None, typer.Option("--lang", help="Prefer this language.")] = None,
+    fusion: Annotated[
+        str, typer.Option("--fusion", help="rrf | weighted | dense | lexical (ordering only).")
+    ] = "rrf",
 ) -> None:
     """Search the index (hybrid dense + BM25) and show ranked hits with scores."""
     from retrieval import store
-    from retrieval.search import load_retriever
+    from retrieval.search import Fusion, load_retriever
 
     settings = get_settings()
     try:
         build = store.current_build(settings.index_dir)
         languages = sorted({e.lang for e in store.read_entries(build)})
         retriever = load_retriever(settings.index_dir, embedder=make_embedder(settings, languages))
-        hits = retriever.search(query, k=k, lang=lang)
+        if fusion not in get_args(Fusion):
+            raise _fail(f"--fusion must be one of {', '.join(get_args(Fusion))}")
+        hits = retriever.search(query, k=k, lang=lang, fusion=cast("Fusion", fusion))
     except RetrievalError as exc:
         raise _fail(str(exc)) from None
     table = Table(title=f"{query!r} (confident at score >= {settings.answer_threshold:.2f})")

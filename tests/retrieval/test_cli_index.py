@@ -110,3 +110,13 @@ def test_search_and_stats_without_index_explain(kb: Path) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 1
         assert "klartext reindex" in result.output
+
+
+def test_search_fusion_option(kb: Path) -> None:
+    assert runner.invoke(app, ["reindex"]).exit_code == 0
+    result = runner.invoke(app, ["search", "password", "--fusion", "lexical", "-k", "1"])
+    assert result.exit_code == 0, result.output
+    assert "pw" in result.output
+    result = runner.invoke(app, ["search", "password", "--fusion", "magic"])
+    assert result.exit_code == 1
+    assert "rrf" in result.output
