@@ -9,7 +9,6 @@ pipeline for one language.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -41,8 +40,6 @@ if not Span.has_extension("value"):
     Span.set_extension("value", default=None)
 
 _TOP_K = 3
-# An empty catalog leaves the entity_ruler without patterns; that is fine.
-warnings.filterwarnings("ignore", message=r"\[W036\]")
 
 
 class IntentComponent:
@@ -164,15 +161,21 @@ def make_entity_component(
 
 
 def set_products(nlp: Language, products: Sequence[ProductName]) -> None:
-    """Replace the ``entity_ruler``'s PRODUCT patterns (name + aliases → catalog name)."""
-    ruler: Any = nlp.get_pipe("entity_ruler")
-    ruler.clear()
+    """Replace the ``entity_ruler``'s PRODUCT patterns (name + aliases → catalog name).
+
+    The ruler exists only while there are products (an empty ruler makes spaCy warn)."""
     patterns = [
         {"label": "PRODUCT", "pattern": phrase, "id": p.name}
         for p in products
         for phrase in (p.name, *p.aliases)
     ]
+    if "entity_ruler" in nlp.pipe_names:
+        nlp.remove_pipe("entity_ruler")
     if patterns:
+        first = nlp.pipe_names[0] if nlp.pipe_names else None
+        ruler: Any = nlp.add_pipe(
+            "entity_ruler", config={"phrase_matcher_attr": "LOWER"}, before=first
+        )
         ruler.add_patterns(patterns)
 
 
@@ -183,17 +186,16 @@ def make_pipeline(
     order_pattern: str = DEFAULT_ORDER_PATTERN,
     ner_model: str | None = None,
 ) -> Language:
-    """A blank ``lang`` pipeline: entity_ruler [→ ner] → klartext_entities → klartext_intent."""
+    """A blank ``lang`` pipeline: [entity_ruler →] [ner →] klartext_entities → klartext_intent."""
     import spacy
 
     nlp = spacy.blank(lang)
-    nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
-    set_products(nlp, products)
     if ner_model:
         source = spacy.load(ner_model)
         nlp.add_pipe("ner", source=source)
     nlp.add_pipe("klartext_entities", config={"order_pattern": order_pattern})
     nlp.add_pipe("klartext_intent")
+    set_products(nlp, products)
     return nlp
 
 
