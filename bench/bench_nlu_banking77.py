@@ -11,34 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
 import statistics
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
-DATA = Path(
-    os.environ.get("KLARTEXT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
-
-
-def val_split(
-    rows: list[tuple[str, str]], frac: float = 0.15, seed: int = 0
-) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    by_intent: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for row in rows:
-        by_intent[row[1]].append(row)
-    rng = random.Random(seed)
-    train, val = [], []
-    for intent in sorted(by_intent):
-        items = by_intent[intent][:]
-        rng.shuffle(items)
-        k = max(1, round(len(items) * frac))
-        val += items[:k]
-        train += items[k:]
-    return train, val
+from _nlu_common import DATA, CachedEmbedder, val_split
 
 
 def main() -> None:
@@ -50,6 +28,7 @@ def main() -> None:
     ap.add_argument("--c-lexical", type=float)
     ap.add_argument("--semantic-weight", type=float)
     ap.add_argument("--no-lexical", action="store_true")
+    ap.add_argument("--cache", type=Path, help="embedding cache dir (tuning only)")
     args = ap.parse_args()
 
     from bot.nlu.classifier import ClassifierConfig
@@ -73,6 +52,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     embedder = local_embedder(args.embedder)
+    if args.cache:
+        embedder = CachedEmbedder(embedder, args.cache)
     embedder.embed(["warm up"], kind="query")
     load_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,6 +70,7 @@ def main() -> None:
         "dataset": "banking77",
         "split": args.split,
         "embedder": embedder.name,
+        "embedding_cache": bool(args.cache),
         "config": cfg.__dict__,
         "n_train": len(train),
         **result.summary(),
