@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,7 @@ from retrieval.lexical import LexicalIndex
 from retrieval.types import Embedder, Hit, Vectors
 
 Fusion = Literal["rrf", "weighted", "dense", "lexical"]
+_T = TypeVar("_T")
 RRF_K = 60
 
 
@@ -240,11 +241,17 @@ class HybridRetriever:
         cands = self._candidates(snap, query, qvec, mode)
         self._fuse(cands, mode)
         cands.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
-        hits = [self._hit(snap, c) for c in cands]
         if self.reranker is not None:
-            hits = self.reranker.rerank(query, hits[: max(k * 3, 20)])
-        if lang:
-            hits = self._prefer_lang(hits, lang)
+            hits = [self._hit(snap, c) for c in cands[: max(k * 3, 20)]]
+            hits = self.reranker.rerank(query, hits)
+            if lang:
+                hits = self._prefer_lang(hits, lang, lambda h: (h.lang, h.score))
+        else:
+            if lang:
+                cands = self._prefer_lang(
+                    cands, lang, lambda c: (snap.entries[c.entry].lang, self._score(c))
+                )
+            hits = [self._hit(snap, c) for c in cands[:k]]
         return [replace(h, rank=i + 1) for i, h in enumerate(hits[:k])]
 
     def _candidates(
@@ -296,17 +303,26 @@ class HybridRetriever:
         entry = snap.entries[c.entry]
         return Hit(
             entry=entry,
-            score=self.calibration(c.cosine, c.coverage),
+            score=self._score(c),
             matched=store.matched_text(entry, c.phrase),
             dense_score=c.cosine,
             lexical_score=c.bm25,
         )
 
-    def _prefer_lang(self, hits: list[Hit], lang: str) -> list[Hit]:
-        best_same = max((h.score for h in hits if h.lang == lang), default=0.0)
+    def _score(self, c: _Candidate) -> float:
+        return self.calibration(c.cosine, c.coverage)
+
+    def _prefer_lang(
+        self, items: list[_T], lang: str, key: Callable[[_T], tuple[str, float]]
+    ) -> list[_T]:
+        """Stable partition: ``lang`` items, and others scoring ``cross_lang_margin`` above the
+        best ``lang`` one, first."""
+        keyed = [(item, *key(item)) for item in items]
+        best_same = max((score for _, lg, score in keyed if lg == lang), default=0.0)
         bar = best_same + self.cross_lang_margin
-        first = [h for h in hits if h.lang == lang or h.score >= bar]
-        return first + [h for h in hits if not (h.lang == lang or h.score >= bar)]
+        first = [item for item, lg, score in keyed if lg == lang or score >= bar]
+        rest = [item for item, lg, score in keyed if not (lg == lang or score >= bar)]
+        return first + rest
 
 
 def load_retriever(
