@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     )
 
     # --- retrieval -----------------------------------------------------------------------
-    embedding_backend: Literal["auto", "minilm", "e5", "sentence-transformers"] = Field(
+    embedding_backend: Literal["auto", "minilm", "e5", "use", "sentence-transformers"] = Field(
         "auto",
         description="auto: multilingual e5 if the knowledge base is not English-only, else MiniLM.",
     )

