@@ -90,8 +90,14 @@ def _ids(items: Iterable[Any]) -> set[str]:
     return {i if isinstance(i, str) else i.id for i in items}
 
 
+def _is_factory(source: EmbedderSource) -> bool:
+    # not isinstance(source, Embedder): on Python 3.11 that evaluates the ``dim`` property,
+    # which may load a model
+    return callable(source) and not hasattr(type(source), "embed")
+
+
 def _resolve(source: EmbedderSource) -> Embedder:
-    return source if isinstance(source, Embedder) else source()
+    return source() if _is_factory(source) else source  # type: ignore[operator,return-value]
 
 
 def _embed(
@@ -125,8 +131,8 @@ def reindex(
     """Bring ``index_dir`` up to date with ``kb``; see the module docstring."""
     t0 = time.perf_counter()
     prev = _previous(index_dir)
-    if isinstance(embedder, Embedder):
-        model_name = embedder.name
+    if not _is_factory(embedder):
+        model_name = _resolve(embedder).name
     if prev is not None and model_name is not None and prev.manifest.model != model_name:
         full = True
     changes = diff_entries(kb.entries, prev.manifest.entry_hashes if prev and not full else {})

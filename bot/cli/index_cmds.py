@@ -111,16 +111,9 @@ def reindex(
     _print_report(report, root)
 
 
-def _configured_name(settings: Settings, languages: Iterable[str]) -> str | None:
-    """The configured embedder's name without loading a model, if the backend can tell."""
-    try:
-        from retrieval.embedders import resolve_name
-    except ImportError:
-        return None
-    name: str | None = resolve_name(
-        settings.embedding_backend, settings.embedding_model, list(languages)
-    )
-    return name
+def _configured_name(settings: Settings, languages: Iterable[str]) -> str:
+    """The configured embedder's name (embedders load their model lazily: this is cheap)."""
+    return make_embedder(settings, languages).name
 
 
 def _print_report(report: ReindexReport, root: Path) -> None:
