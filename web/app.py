@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -54,21 +53,32 @@ async def check_migrated(db: Database) -> None:
 
 
 async def _build_runtime(settings: Settings) -> RuntimeLike:
-    module = importlib.import_module("bot.runtime")
-    built = await asyncio.to_thread(module.build_runtime, settings)
-    if inspect.isawaitable(built):
-        built = await built
-    return cast(RuntimeLike, built)
+    """Index, NLU, LLM provider, engine — in a thread (model loading blocks). A missing index or
+    NLU does not stop the server: ``/readyz`` reports it until ``klartext reindex`` runs (the
+    reload loop then builds the runtime again)."""
+    from bot.runtime import build_runtime
+
+    return await asyncio.to_thread(
+        build_runtime, settings, prepare=settings.prepare_on_start, allow_missing=True
+    )
 
 
-async def _reload_loop(runtime: Any) -> None:
-    """Pick up a reindex done by ``klartext reindex`` while the server runs."""
+async def _reload_loop(services: Services) -> None:
+    """Pick up ``klartext reindex`` while the server runs: swap a changed index in place, or
+    build the runtime again once an index appears where there was none."""
     while True:
         await asyncio.sleep(RELOAD_INTERVAL_S)
+        runtime: Any = services.runtime
         try:
-            result = await asyncio.to_thread(runtime.reload_if_changed)
-            if inspect.isawaitable(result):
-                await result
+            if runtime is None or not runtime.ready().get("index", True):
+                if (services.settings.index_dir / "CURRENT").is_file():
+                    services.runtime = await _build_runtime(services.settings)
+                    services.runtime_error = None
+                    log.info("runtime rebuilt: index found")
+            elif hasattr(runtime, "reload_if_changed"):
+                result = await asyncio.to_thread(runtime.reload_if_changed)
+                if inspect.isawaitable(result):
+                    await result
         except Exception:
             log.exception("runtime reload failed")
 
@@ -101,10 +111,6 @@ def create_app(
             except KlartextError as exc:  # start anyway: /readyz says why, messages → not_ready
                 rt_error = str(exc)
                 log.error("runtime not available: %s", exc)
-            except ModuleNotFoundError as exc:
-                if exc.name != "bot.runtime":
-                    raise
-                rt_error = "bot.runtime is not installed"
         the_hub = hub or InProcessHub()
         events = EventLog(db, the_hub)
         ref: list[Services] = []
@@ -127,8 +133,8 @@ def create_app(
             rate=RateLimiter(settings.rate_limit_per_minute),
         )
         ref.append(services)
-        if runtime is None and rt is not None and hasattr(rt, "reload_if_changed"):
-            services.reload_task = asyncio.create_task(_reload_loop(rt))
+        if runtime is None:  # an injected runtime (tests) is left alone
+            services.reload_task = asyncio.create_task(_reload_loop(services))
         app.state.services = services
         log.info("ready", extra={"database": db.url.split("@")[-1], "runtime": rt is not None})
         try:

@@ -35,6 +35,13 @@ def serve(
     reload: Annotated[
         bool, typer.Option("--reload", help="Restart on code changes (dev).")
     ] = False,
+    prepare: Annotated[
+        bool,
+        typer.Option(
+            "--prepare/--no-prepare",
+            help="Reindex / retrain the NLU on start if the knowledge folder changed.",
+        ),
+    ] = True,
     migrate: Annotated[
         bool,
         typer.Option(
@@ -44,10 +51,15 @@ def serve(
     ] = True,
 ) -> None:
     """Run the web server: websocket chat at /ws/chat, widget at /widget.js, demo at /."""
+    import os
+
     import uvicorn
 
     from bot.store.migrate import is_up_to_date, upgrade
 
+    if prepare:  # read by create_app() through Settings (also in --reload worker processes)
+        os.environ["KLARTEXT_PREPARE_ON_START"] = "1"
+        get_settings.cache_clear()
     settings = get_settings()
     url = settings.effective_database_url
     try:
