@@ -1,0 +1,82 @@
+"""bot.runtime: wiring, missing parts, readiness, actions from settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from engine_fakes import FakeNLU, FakeRetriever, ScriptedChatModel, collect, text_of
+
+from bot.actions import DemoOrderAction, HttpAction
+from bot.config import Settings
+from bot.conversation import ConversationContext
+from bot.engine import Engine
+from bot.errors import ConfigError, NLUError
+from bot.llm import StaticProvider
+from bot.runtime import BareParser, EmptyRetriever, Runtime, build_runtime, make_actions
+from retrieval.errors import IndexMissing
+
+
+def test_missing_index_raises_unless_allowed(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    with pytest.raises(IndexMissing):
+        build_runtime(settings)
+    rt = build_runtime(settings, allow_missing=True)
+    assert isinstance(rt.retriever, EmptyRetriever) and isinstance(rt.nlu, BareParser)
+    assert rt.ready() == {"index": False, "nlu": False, "llm": True, "actions": True}
+    assert rt.reload_if_changed() is False
+
+
+async def test_bare_runtime_still_answers_orders_and_falls_back(tmp_path: Path) -> None:
+    rt = build_runtime(Settings(data_dir=tmp_path), allow_missing=True)
+    events = await collect(rt.engine.turn("NC-12345", ConversationContext("c"), turn_id="t"))
+    assert "NC-12345 has shipped with DHL" in text_of(events)
+    events = await collect(
+        rt.engine.turn("How long is delivery?", ConversationContext("c"), turn_id="t")
+    )
+    assert events[-1].mode == "fallback"
+
+
+def test_missing_nlu_names_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.runtime as runtime
+
+    monkeypatch.setattr(runtime, "_load_retriever", lambda s, a: (FakeRetriever({}), True))
+    with pytest.raises(NLUError, match="klartext nlu train"):
+        build_runtime(Settings(data_dir=tmp_path))
+
+
+def test_provider_override_and_llm_readiness(tmp_path: Path) -> None:
+    provider = StaticProvider(ScriptedChatModel(script=[]))
+    rt = build_runtime(Settings(data_dir=tmp_path), allow_missing=True, provider=provider)
+    assert rt.engine.provider is provider
+    for _ in range(rt.settings.llm_breaker_failures):
+        rt.engine.breaker.record_failure()
+    assert rt.ready()["llm"] is False
+
+
+def test_bare_parser() -> None:
+    p = BareParser(Settings()).parse("status of nc-12345 please", "de")
+    assert p.lang == "de" and p.intent == "faq" and not p.out_of_scope
+    order = p.entity("ORDER_NUMBER")
+    assert order is not None and order.value == "NC-12345"
+
+
+def test_make_actions_from_settings(tmp_path: Path) -> None:
+    http = make_actions(Settings(order_api_url="https://shop.test/orders/{order_number}"))
+    assert isinstance(http["lookup_order"], HttpAction)
+    with pytest.raises(ConfigError, match="order_number"):
+        make_actions(Settings(order_api_url="https://shop.test/orders"))
+    assert isinstance(make_actions(Settings())["lookup_order"], DemoOrderAction)
+    assert make_actions(Settings(knowledge_dir=tmp_path)) == {}
+
+
+def test_reload_delegates_to_the_retriever() -> None:
+    class Reloading(FakeRetriever):
+        def reload_if_changed(self) -> bool:
+            return True
+
+    settings = Settings()
+    retriever = Reloading({})
+    engine = Engine(nlu=FakeNLU(), retriever=retriever, settings=settings)
+    rt = Runtime(settings=settings, retriever=retriever, nlu=FakeNLU(), engine=engine)
+    assert rt.reload_if_changed() is True
