@@ -20,8 +20,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +39,7 @@ from retrieval.index import FaissIndex
 from retrieval.lexical import LexicalIndex
 from retrieval.types import Embedder, Hit, Vectors
 
+log = logging.getLogger(__name__)
 Fusion = Literal["rrf", "weighted", "dense", "lexical"]
 _T = TypeVar("_T")
 RRF_K = 60
@@ -166,8 +169,24 @@ class _Candidate:
     fused: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _State:
+    """What a search needs, swapped as one reference (no torn reads during a reload)."""
+
+    snap: _Snapshot
+    embedder: Embedder
+    calibration: Calibration
+
+
 class HybridRetriever:
-    """The :class:`retrieval.types.Retriever` used by the bot, the CLI and the evaluation."""
+    """The :class:`retrieval.types.Retriever` used by the bot, the CLI and the evaluation.
+
+    Hot reload: :meth:`reload_if_changed` swaps in a newly published build; with
+    ``auto_reload_s`` set, :meth:`search` checks ``CURRENT`` at most that often and reloads in a
+    background thread, so a running server follows ``klartext reindex`` without a restart or
+    a slow request. ``follow_model`` (set by :func:`load_retriever` when it chose the embedder
+    from the manifest) lets a reload switch to a build made with another model.
+    """
 
     def __init__(
         self,
@@ -180,22 +199,39 @@ class HybridRetriever:
         calibration: Calibration | None = None,
         candidates: int = 50,
         cross_lang_margin: float = 0.1,
+        auto_reload_s: float | None = None,
+        follow_model: bool = False,
         _snapshot: _Snapshot | None = None,
     ) -> None:
         self.index_dir = index_dir
-        self.embedder = embedder
         self.fusion: Fusion = fusion
         self.weight = weight
         self.reranker = reranker
         self.candidates = candidates
         self.cross_lang_margin = cross_lang_margin
+        self.auto_reload_s = auto_reload_s
+        self.follow_model = follow_model
+        self._fixed_calibration = calibration
         self._lock = threading.Lock()
+        self._last_check = time.monotonic()
+        self._reloading: threading.Thread | None = None
         snap = _snapshot if _snapshot is not None else _load_snapshot(index_dir)
         store.check_model(snap.manifest, embedder.name)
-        self._snap = snap
-        self.calibration = calibration or calibration_for(embedder.name)
+        self._state = _State(snap, embedder, calibration or calibration_for(embedder.name))
 
     # --- state ------------------------------------------------------------------------
+    @property
+    def _snap(self) -> _Snapshot:
+        return self._state.snap
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._state.embedder
+
+    @property
+    def calibration(self) -> Calibration:
+        return self._state.calibration
+
     @property
     def entries(self) -> Mapping[str, Entry]:
         return self._snap.by_id
@@ -210,18 +246,48 @@ class HybridRetriever:
 
     def reload_if_changed(self) -> bool:
         """Swap in the build named by ``CURRENT`` if it changed; searches in flight keep
-        the snapshot they started with. Raises ``IndexModelMismatch`` (old build keeps
-        serving) when the new build uses another model."""
+        the state they started with. A build made with another model raises
+        ``IndexModelMismatch`` (the old build keeps serving) unless ``follow_model``."""
         name = store.current_name(self.index_dir)
         if name is None or name == self._snap.build:
             return False
         with self._lock:
-            if name == self._snap.build:
+            state = self._state
+            if name == state.snap.build:
                 return False
             snap = _load_snapshot(self.index_dir, name)
-            store.check_model(snap.manifest, self.embedder.name)
-            self._snap = snap
+            embedder, calibration = state.embedder, state.calibration
+            if self.follow_model and snap.manifest.model != embedder.name:
+                from retrieval.embedders import embedder_from_name
+
+                embedder = embedder_from_name(snap.manifest.model)
+                embedder.embed(["warm-up"], kind="query")  # load the model before swapping
+                calibration = self._fixed_calibration or calibration_for(embedder.name)
+            store.check_model(snap.manifest, embedder.name)
+            self._state = _State(snap, embedder, calibration)
+        log.info("retrieval index reloaded: build %s", name)
         return True
+
+    def _maybe_reload(self) -> None:
+        if self.auto_reload_s is None:
+            return
+        now = time.monotonic()
+        if now - self._last_check < self.auto_reload_s:
+            return
+        self._last_check = now
+        if store.current_name(self.index_dir) == self._snap.build:
+            return
+        if self._reloading is None or not self._reloading.is_alive():
+            self._reloading = threading.Thread(
+                target=self._reload_logged, name="klartext-index-reload", daemon=True
+            )
+            self._reloading.start()
+
+    def _reload_logged(self) -> None:
+        try:
+            self.reload_if_changed()
+        except Exception:  # the old build keeps serving
+            log.exception("retrieval index reload failed; still serving %s", self._snap.build)
 
     def coverage(self, query: str, entry_id: str) -> float:
         """IDF-weighted share of the query's terms found in the entry (a calibration input)."""
@@ -233,25 +299,27 @@ class HybridRetriever:
     def search(
         self, query: str, *, k: int = 5, lang: str | None = None, fusion: Fusion | None = None
     ) -> list[Hit]:
-        snap = self._snap
+        self._maybe_reload()
+        state = self._state
+        snap, cal = state.snap, state.calibration
         if not snap.entries or not query.strip():
             return []
         mode: Fusion = fusion or self.fusion
-        qvec = self.embedder.embed([query], kind="query")[0]
+        qvec = state.embedder.embed([query], kind="query")[0]
         cands = self._candidates(snap, query, qvec, mode)
         self._fuse(cands, mode)
         cands.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
         if self.reranker is not None:
-            hits = [self._hit(snap, c) for c in cands[: max(k * 3, 20)]]
+            hits = [self._hit(snap, c, cal) for c in cands[: max(k * 3, 20)]]
             hits = self.reranker.rerank(query, hits)
             if lang:
                 hits = self._prefer_lang(hits, lang, lambda h: (h.lang, h.score))
         else:
             if lang:
                 cands = self._prefer_lang(
-                    cands, lang, lambda c: (snap.entries[c.entry].lang, self._score(c))
+                    cands, lang, lambda c: (snap.entries[c.entry].lang, cal(c.cosine, c.coverage))
                 )
-            hits = [self._hit(snap, c) for c in cands[:k]]
+            hits = [self._hit(snap, c, cal) for c in cands[:k]]
         return [replace(h, rank=i + 1) for i, h in enumerate(hits[:k])]
 
     def _candidates(
@@ -299,18 +367,15 @@ class HybridRetriever:
                     1.0 / (RRF_K + c.lexical_rank) if c.lexical_rank else 0.0
                 )
 
-    def _hit(self, snap: _Snapshot, c: _Candidate) -> Hit:
+    def _hit(self, snap: _Snapshot, c: _Candidate, cal: Calibration) -> Hit:
         entry = snap.entries[c.entry]
         return Hit(
             entry=entry,
-            score=self._score(c),
+            score=cal(c.cosine, c.coverage),
             matched=store.matched_text(entry, c.phrase),
             dense_score=c.cosine,
             lexical_score=c.bm25,
         )
-
-    def _score(self, c: _Candidate) -> float:
-        return self.calibration(c.cosine, c.coverage)
 
     def _prefer_lang(
         self, items: list[_T], lang: str, key: Callable[[_T], tuple[str, float]]
@@ -331,13 +396,24 @@ def load_retriever(
     embedder: Embedder | None = None,
     fusion: Fusion = "rrf",
     reranker: Reranker | None = None,
+    auto_reload_s: float | None = 2.0,
 ) -> HybridRetriever:
     """Open the served build in ``index_dir``. Without ``embedder``, the one recorded in the
-    manifest is rebuilt (``retrieval.embedders.embedder_from_name``); with one, its name
-    must match the manifest (``IndexModelMismatch`` otherwise)."""
+    manifest is rebuilt (``retrieval.embedders.embedder_from_name``) and followed across
+    reloads; with one, its name must match the manifest (``IndexModelMismatch`` otherwise).
+    ``auto_reload_s``: how often searches look for a newly published build (None = never)."""
     snap = _load_snapshot(index_dir)
+    follow = embedder is None
     if embedder is None:
         from retrieval.embedders import embedder_from_name
 
         embedder = embedder_from_name(snap.manifest.model)
-    return HybridRetriever(index_dir, embedder, fusion=fusion, reranker=reranker, _snapshot=snap)
+    return HybridRetriever(
+        index_dir,
+        embedder,
+        fusion=fusion,
+        reranker=reranker,
+        auto_reload_s=auto_reload_s,
+        follow_model=follow,
+        _snapshot=snap,
+    )

@@ -114,3 +114,32 @@ def test_model_mismatch_and_missing_index(tmp_path: Path, index_dir: Path) -> No
 
 def test_empty_query_returns_nothing(index_dir: Path) -> None:
     assert HybridRetriever(index_dir, FakeEmbedder()).search("   ") == []
+
+
+def test_auto_reload_swaps_in_background(tmp_path: Path, index_dir: Path) -> None:
+    retriever = HybridRetriever(index_dir, FakeEmbedder(), auto_reload_s=0.0)
+    entries = [*SHOP, faq("gift", "Do you sell gift cards?", "Yes.")]
+    reindex(kb_of(tmp_path, entries), index_dir, FakeEmbedder(), **OPTS)
+    retriever.search("gift cards")  # notices the new build, reloads in a thread
+    assert retriever._reloading is not None
+    retriever._reloading.join(timeout=10)
+    assert retriever.search("gift cards", k=1)[0].entry_id == "gift"
+
+
+def test_reload_follows_a_new_model_only_when_asked(
+    tmp_path: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import retrieval.embedders
+
+    monkeypatch.setattr(
+        retrieval.embedders, "embedder_from_name", lambda name: FakeEmbedder(dim=64, name=name)
+    )
+    fixed = HybridRetriever(index_dir, FakeEmbedder())
+    following = load_retriever(index_dir, auto_reload_s=None)
+    reindex(kb_of(tmp_path, SHOP), index_dir, FakeEmbedder(dim=64, name="fake:small"), **OPTS)
+    with pytest.raises(IndexModelMismatch):
+        fixed.reload_if_changed()
+    assert fixed.search("reset password", k=1)[0].entry_id == "pw"  # old build still serves
+    assert following.reload_if_changed() is True
+    assert following.embedder.name == "fake:small"
+    assert following.search("reset password", k=1)[0].entry_id == "pw"
