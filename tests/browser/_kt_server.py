@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +29,24 @@ START_TIMEOUT_S = 120.0
 # Widget development only: KLARTEXT_BROWSER_FAKE=1 runs the scripted _fake_server instead of the
 # real app (no model loads). The suite is meant to run, and is checked in CI, against the real app.
 FAKE = os.environ.get("KLARTEXT_BROWSER_FAKE") == "1"
+
+
+def index_fingerprint() -> str:
+    """Hash of everything an index build depends on: the demo knowledge and the code that
+    loads, embeds and stores it."""
+    digest = hashlib.sha256()
+    files = [
+        ROOT / "pyproject.toml",
+        ROOT / "bot" / "config.py",
+        ROOT / "bot" / "cli" / "index_cmds.py",
+    ]
+    for folder in ("knowledge", "retrieval"):
+        files += sorted(p for p in (ROOT / folder).rglob("*") if p.is_file() and p.suffix != ".pyc")
+    for path in files:
+        if path.exists():
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def free_port() -> int:
@@ -57,21 +77,38 @@ class KlartextServer:
         self.log_path = data_dir / "server.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def prepare(self) -> None:
+    def prepare(self, index_cache: Path | None = None) -> None:
+        """Migrate a fresh SQLite database and build the demo index with the real CLI
+        (``klartext reindex knowledge/demo``). With ``index_cache``, a build made earlier from
+        the same knowledge and code is reused (see ``index_fingerprint``)."""
         if FAKE:
             return
         from bot.store.migrate import upgrade
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         upgrade(f"sqlite+aiosqlite:///{self.data_dir / 'klartext.db'}")
-        subprocess.run(
+        index = self.data_dir / "index"
+        cached = index_cache / index_fingerprint() if index_cache else None
+        if cached is not None and cached.is_dir():
+            shutil.copytree(cached, index)
+            return
+        done = subprocess.run(
             [str(VENV_BIN / "klartext"), "reindex", "knowledge/demo"],
             cwd=ROOT,
             env=_env(self.data_dir),
-            check=True,
             capture_output=True,
+            text=True,
             timeout=600,
         )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"klartext reindex failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
+        if cached is not None:
+            tmp = cached.with_name(cached.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(index, tmp)
+            tmp.rename(cached)
 
     def start(self) -> None:
         log = self.log_path.open("ab")

@@ -21,9 +21,12 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KlartextServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[KlartextServer]:
     srv = KlartextServer(tmp_path_factory.mktemp("klartext-data"), free_port())
-    srv.prepare()
+    cache = request.config.cache
+    srv.prepare(index_cache=cache.mkdir("klartext-browser-index") if cache is not None else None)
     srv.start()
     try:
         yield srv
