@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.actions import Action, DemoOrderAction, HttpAction
 from bot.config import Settings
+from bot.embedcache import CachingEmbedder
 from bot.engine import ORDER_ACTION, Engine
 from bot.errors import ConfigError, NLUError
 from bot.llm.breaker import CircuitBreaker
@@ -133,15 +134,21 @@ def _prepare(settings: Settings) -> None:
 
 
 def _load_retriever(settings: Settings, allow_missing: bool) -> tuple[Retriever, bool]:
+    from retrieval import store
+    from retrieval.embedders import embedder_from_name
     from retrieval.search import load_retriever
 
     try:
-        return load_retriever(settings.index_dir), True
+        manifest = store.read_manifest(store.current_build(settings.index_dir))
     except IndexMissing:
         if not allow_missing:
             raise
         log.warning("no index in %s: run `klartext reindex`", settings.index_dir)
         return EmptyRetriever(), False
+    # One embedding per message: the NLU gets the same cached embedder when it was trained
+    # with that model (see _load_nlu). A reindex with another model needs a restart.
+    embedder = CachingEmbedder(embedder_from_name(manifest.model))
+    return load_retriever(settings.index_dir, embedder=embedder), True
 
 
 def _load_nlu(
