@@ -161,7 +161,8 @@ def write_kb(root: Path, rows: list[dict[str, str]], per_file: int = 1000) -> No
 
 
 def change_one(root: Path, tag: str) -> None:
-    path = root / "faq_003.csv"
+    files = sorted(root.glob("faq_*.csv"))
+    path = files[len(files) // 2]
     lines = path.read_text().splitlines(keepends=True)
     lines[5] = lines[5].rstrip("\n") + f" ({tag})\n"
     path.write_text("".join(lines))

@@ -36,8 +36,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from knowledge.loaders import load_knowledge  # noqa: E402
 from knowledge.schema import KnowledgeBase  # noqa: E402
+from retrieval.calibration import Calibration, calibration_for  # noqa: E402
 from retrieval.reindex import reindex  # noqa: E402
-from retrieval.search import Calibration, HybridRetriever, calibration_for  # noqa: E402
+from retrieval.search import HybridRetriever  # noqa: E402
 
 
 def shared_data() -> Path:

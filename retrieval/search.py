@@ -7,12 +7,8 @@
 * **Fusion** orders the candidates: ``"rrf"`` (reciprocal rank fusion, k=60), ``"weighted"``
   (``weight·cosine + (1-weight)·bm25/max_bm25``), or ``"dense"``/``"lexical"`` alone
   (for evaluation).
-* **Calibrated score** (``Hit.score``, in [0, 1]) is independent of the fusion order: a
-  logistic function of the best phrasing's cosine and of the IDF-weighted share of the query
-  terms found in the entry (see :class:`Calibration`). Both inputs are absolute (not relative
-  to the other hits), so one ``answer_threshold`` (default 0.5) means "confident" across
-  knowledge bases. Constants are per embedder family, fitted on development data only
-  (documented in docs/benchmarks.md, *Retrieval*).
+* **Calibrated score** (``Hit.score``, in [0, 1]) is independent of the fusion order, see
+  :mod:`retrieval.calibration`.
 * **Language**: with ``lang``, entries in that language come first; another language's hit
   still ranks among them when its score beats the best same-language score by
   ``cross_lang_margin``, and it always comes back after them.
@@ -21,7 +17,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +29,7 @@ import numpy.typing as npt
 
 from knowledge.schema import Entry
 from retrieval import store
+from retrieval.calibration import Calibration, calibration_for
 from retrieval.errors import IndexCorrupt
 from retrieval.index import FaissIndex
 from retrieval.lexical import LexicalIndex
@@ -43,40 +39,6 @@ log = logging.getLogger(__name__)
 Fusion = Literal["rrf", "weighted", "dense", "lexical"]
 _T = TypeVar("_T")
 RRF_K = 60
-
-
-@dataclass(frozen=True, slots=True)
-class Calibration:
-    """``score = sigmoid(cosine_weight·(cosine - cosine_mid) + coverage_weight·(coverage - 0.5))``.
-
-    ``cosine_mid`` is the cosine that gives 0.5 at half coverage; the weights set how fast
-    confidence rises. Fitted by logistic regression of "top hit is correct" on development
-    queries (never test splits) for each embedder family.
-    """
-
-    cosine_mid: float
-    cosine_weight: float
-    coverage_weight: float
-
-    def __call__(self, cosine: float, coverage: float) -> float:
-        z = self.cosine_weight * (cosine - self.cosine_mid) + self.coverage_weight * (
-            coverage - 0.5
-        )
-        return 1.0 / (1.0 + math.exp(-z))
-
-
-# Embedder name prefix (before ":") -> calibration; see docs/benchmarks.md for the fits.
-CALIBRATIONS: dict[str, Calibration] = {
-    "minilm": Calibration(cosine_mid=0.62, cosine_weight=14.0, coverage_weight=3.0),
-    "sentence-transformers": Calibration(cosine_mid=0.62, cosine_weight=14.0, coverage_weight=3.0),
-    "e5": Calibration(cosine_mid=0.86, cosine_weight=40.0, coverage_weight=3.0),
-    "use": Calibration(cosine_mid=0.55, cosine_weight=14.0, coverage_weight=3.0),
-}
-DEFAULT_CALIBRATION = CALIBRATIONS["minilm"]
-
-
-def calibration_for(model: str) -> Calibration:
-    return CALIBRATIONS.get(model.split(":", 1)[0], DEFAULT_CALIBRATION)
 
 
 @runtime_checkable

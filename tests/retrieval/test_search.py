@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from fakes import SHOP, FakeEmbedder, faq, kb_of
 
+from retrieval.calibration import Calibration, calibration_for
 from retrieval.errors import IndexMissing, IndexModelMismatch
 from retrieval.reindex import reindex
-from retrieval.search import Calibration, HybridRetriever, calibration_for, load_retriever
+from retrieval.search import HybridRetriever, load_retriever
 from retrieval.types import Hit, Retriever
 
 OPTS = {"hnsw_threshold": 1000, "duplicate_threshold": 0.95}
