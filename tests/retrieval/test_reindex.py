@@ -147,3 +147,11 @@ def test_hnsw_layout_incremental(tmp_path: Path) -> None:
     hits = HybridRetriever(idx, emb).search("forgot login credentials", k=3)
     assert hits[0].entry_id == "pw"
     assert hits[0].matched == "I forgot my login credentials"
+
+
+def test_emptying_the_knowledge_base(tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    reindex(kb_of(tmp_path, SHOP), idx, FakeEmbedder(), **OPTS)
+    report = reindex(kb_of(tmp_path, []), idx, FakeEmbedder(), **OPTS)
+    assert report.removed == len(SHOP) and report.rows == 0
+    assert HybridRetriever(idx, FakeEmbedder()).search("reset password") == []
