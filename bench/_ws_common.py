@@ -103,6 +103,34 @@ def start_server(
     raise RuntimeError("server did not start")
 
 
+def pick_engine(requested: str) -> str:
+    """``auto`` → ``real`` when the runtime and its embedders are importable, else ``fake``."""
+    if requested != "auto":
+        return requested
+    import importlib.util
+
+    ok = all(importlib.util.find_spec(m) for m in ("bot.runtime", "retrieval.embedders"))
+    return "real" if ok else "fake"
+
+
+def engine_label(engine: str) -> str:
+    return (
+        "real runtime, extractive (llm_provider=none), demo knowledge base"
+        if engine == "real"
+        else "FAKE scripted extractive-like engine (real runtime unavailable)"
+    )
+
+
+def prepare_real(data_dir: Path) -> None:
+    """Index the demo knowledge base and train the NLU into ``data_dir``."""
+    env = {**os.environ, "KLARTEXT_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    code = (
+        "from bot.config import get_settings; from bot.runtime import build_runtime; "
+        "build_runtime(get_settings(), prepare=True, allow_missing=True)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
+
+
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,8 +30,18 @@ import httpx
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _ws_common import ROOT, cpu_s, raise_nofile, rss_mb, start_server, stop_server
+from _ws_common import (
+    cpu_s,
+    engine_label,
+    pick_engine,
+    prepare_real,
+    raise_nofile,
+    rss_mb,
+    start_server,
+    stop_server,
+)
 
+WARMUP_TURNS = 10
 QUESTIONS = [
     "How long does shipping take?",
     "Can I return an item?",
@@ -107,11 +114,11 @@ async def _run(
         asyncio.create_task(_conversation(url, messages, think, ttft, errors, start))
         for _ in range(n)
     ]
-    await asyncio.sleep(0)
-    while sum(1 for t in tasks if t.done()) == 0 and len(tasks) and not start.is_set():
-        await asyncio.sleep(0.5)  # let all sockets connect and say hello
-        break
-    await asyncio.sleep(min(10.0, 0.02 * n))
+    # warm-up (first turns load lazily initialised models), not measured
+    warm = asyncio.Event()
+    warm.set()
+    await _conversation(url, WARMUP_TURNS, (0.0, 0.0), [], [], warm)
+    await asyncio.sleep(min(10.0, 0.02 * n))  # let all sockets connect and say hello
     async with httpx.AsyncClient() as http:
         await http.post(f"http://127.0.0.1:{port}/_bench/reset")
     t0 = time.perf_counter()
@@ -136,22 +143,6 @@ async def _run(
     }
 
 
-def _prepare_real(data_dir: Path) -> None:
-    env = {**os.environ, "KLARTEXT_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import bot.cli.index_cmds; from bot.cli import app; app()",
-            "reindex",
-        ],
-        check=True,
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--conversations", type=int, default=200)
@@ -160,14 +151,12 @@ def main() -> None:
     ap.add_argument("--think-max", type=float, default=2.0)
     ap.add_argument("--engine", choices=["auto", "real", "fake"], default="auto")
     args = ap.parse_args()
-    engine = args.engine
-    if engine == "auto":
-        engine = "real" if importlib.util.find_spec("bot.runtime") else "fake"
+    engine = pick_engine(args.engine)
     raise_nofile(args.conversations * 2 + 256)
     with tempfile.TemporaryDirectory(prefix="klartext-bench-ws-") as tmp:
         data_dir = Path(tmp)
         if engine == "real":
-            _prepare_real(data_dir)
+            prepare_real(data_dir)
         proc, port = start_server(
             data_dir, engine=engine, extra_env={"KLARTEXT_LLM_PROVIDER": "none"}
         )
@@ -187,9 +176,7 @@ def main() -> None:
     result.update(
         {
             "bench": "ws_latency",
-            "engine": engine
-            if engine == "real"
-            else "fake (scripted extractive-like, no retrieval)",
+            "engine": engine_label(engine),
             "conversations": args.conversations,
             "messages_per_conversation": args.messages,
             "think_s": [args.think_min, args.think_max],
