@@ -38,6 +38,24 @@ def wait_answers(page: Page, n: int) -> Locator:
     return answers(page).nth(n - 1)
 
 
+def pace_websocket(page: Page, gap_ms: int) -> None:
+    """Simulate a slow link: deliver the server's frames to the page at least ``gap_ms`` apart
+    (the loopback server streams a short extractive answer within one animation frame)."""
+    page.add_init_script(
+        """{
+          const gap = GAP_MS;
+          const Native = window.WebSocket;
+          window.WebSocket = class extends Native {
+            set onmessage(fn) {
+              let chain = Promise.resolve();
+              const later = (e) => new Promise((ok) => setTimeout(() => { fn(e); ok(); }, gap));
+              super.onmessage = (e) => { chain = chain.then(() => later(e)); };
+            }
+          };
+        }""".replace("GAP_MS", str(int(gap_ms)))
+    )
+
+
 def watch_streaming(page: Page) -> None:
     """Record the text length of every still-streaming answer bubble on each DOM change."""
     page.evaluate(

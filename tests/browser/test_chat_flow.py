@@ -11,6 +11,7 @@ from _widget import (
     Frames,
     ask,
     open_widget,
+    pace_websocket,
     streamed_lengths,
     w,
     wait_answers,
@@ -26,6 +27,7 @@ def test_english_question_streams_an_answer_with_a_citation(
     page: Page, server: KlartextServer, shots: Path
 ) -> None:
     frames = Frames().attach(page)
+    pace_websocket(page, 40)
     page.goto(server.url + "/")
     expect(w(page, ".launcher")).to_be_visible()
     expect(w(page, ".panel")).to_be_hidden()

@@ -484,6 +484,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
 .human:hover{text-decoration:underline}
 .human .ic{width:15px;height:15px}
 .human[hidden]{display:none}
+.powered{margin-left:auto}
 @media (max-width:480px){
  .panel{inset:0;width:100%;height:100%;max-height:none;border-radius:0;bottom:0;right:0}
  .left .panel{left:0}
