@@ -55,3 +55,27 @@ def test_page_css_custom_properties_override_the_theme(page: Page, server: Klart
         "rgb(109, 63, 209)"
     )
     assert w(page, ".panel").evaluate("el => getComputedStyle(el).borderTopLeftRadius") == "4px"
+
+
+OVERRIDE_PAGE = """<!doctype html><html lang="de"><head><meta charset="utf-8"></head><body>
+<script src="/widget.js" data-klartext-url="" data-lang="de" data-position="left"
+  data-strings='{"de": {"placeholder": "Wie können wir helfen?"}, "send": "Los"}'
+  data-suggestions='{"en": ["Delivery?"], "de": ["Lieferzeit?", "Rückgabe?"]}' async></script>
+</body></html>"""
+
+
+def test_strings_and_config_can_be_overridden(page: Page, server: KlartextServer) -> None:
+    page.add_init_script("window.KlartextConfig = {title: 'Hilfe', strings: {close: 'Zu'}};")
+    page.route(
+        server.url + "/override",
+        lambda route: route.fulfill(content_type="text/html; charset=utf-8", body=OVERRIDE_PAGE),
+    )
+    page.goto(server.url + "/override")
+    w(page, ".launcher").click()
+    expect(w(page, "textarea")).to_have_attribute("placeholder", "Wie können wir helfen?")
+    expect(w(page, ".sendbtn")).to_have_attribute("aria-label", "Los")
+    expect(w(page, ".title")).to_have_text("Hilfe")  # from window.KlartextConfig
+    expect(w(page, ".launcher")).to_have_attribute("aria-label", "Chat schließen")  # built-in DE
+    expect(w(page, ".sug")).to_have_text(["Lieferzeit?", "Rückgabe?"])
+    # KlartextConfig.strings and data-strings merge (the attribute wins per key).
+    expect(w(page, ".hbtn.close")).to_have_attribute("aria-label", "Zu")

@@ -565,10 +565,15 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
       let lang = String(this._cfg("lang", "") || navigator.language || "en").toLowerCase().slice(0, 2);
       if (!STRINGS[lang]) lang = "en";
       this.lang_ = lang;
-      const over = this._cfg("strings");
-      const o = typeof over === "string" ? parseJSON(over) || {} : over || {};
-      this._s = Object.assign({}, STRINGS.en, STRINGS[lang], o[lang] && typeof o[lang] === "object" ? o[lang] : {},
-        Object.fromEntries(Object.entries(o).filter(([, v]) => typeof v === "string")));
+      // Built-in < KlartextConfig.strings < data-strings; each flat or per language.
+      const g = (window.KlartextConfig || {}).strings;
+      const a = parseJSON(this.getAttribute("data-strings"));
+      this._s = Object.assign({}, STRINGS.en, STRINGS[lang]);
+      for (const o of [g, a]) {
+        if (!o || typeof o !== "object") continue;
+        Object.assign(this._s, Object.fromEntries(Object.entries(o).filter(([, v]) => typeof v === "string")),
+          o[lang] && typeof o[lang] === "object" ? o[lang] : {});
+      }
       const base = this._cfg("klartext-url", "") || (SCRIPT && SCRIPT.src ? new URL(SCRIPT.src, location.href).origin : location.origin);
       const abs = new URL(base || location.origin, location.href);
       this._wsUrl = this._cfg("ws-url", "") || abs.origin.replace(/^http/, "ws") + abs.pathname.replace(/\/+$/, "") + "/ws/chat";
