@@ -43,7 +43,7 @@ from bot.events import (
 from bot.extractive import answer_text, chunk_words
 from bot.llm.breaker import CircuitBreaker
 from bot.llm.providers import ChatModelProvider
-from bot.memory import window
+from bot.memory import estimate_tokens, window
 from bot.nlu.types import IntentParser, ParsedMessage
 from bot.prompts import system_prompt
 from retrieval.types import Hit, Retriever
@@ -332,6 +332,15 @@ class Engine:
             return
         self.breaker.record_success()
         self._lap(state, "llm", t)
+        if not state.usage:  # some servers (llama.cpp) send no usage: estimate, flagged
+            prompt = system + "".join(turn.text for turn in win.turns) + parsed.text
+            n_in, n_out = estimate_tokens(prompt), len(answer)
+            state.usage = {
+                "input_tokens": n_in,
+                "output_tokens": n_out,
+                "total_tokens": n_in + n_out,
+                "estimated": 1,
+            }
         state.mode, state.answered = "generative", True
         yield Sources(items=[_source(h) for h in self._cited("".join(answer), known, j)])
         if handoff is not None:

@@ -157,6 +157,7 @@ class ScriptedChatModel(BaseChatModel):
     script: list[Any]  # of Script (Any: pydantic must not coerce str into AIMessage)
     seen: list[list[BaseMessage]] = Field(default_factory=list)
     bound_tools: list[str] = Field(default_factory=list)
+    usage: bool = True  # send usage metadata on the last chunk (llama.cpp's server does not)
 
     @property
     def _llm_type(self) -> str:
@@ -203,6 +204,8 @@ class ScriptedChatModel(BaseChatModel):
                     for i, tc in enumerate(message.tool_calls)
                 ],
             )
+        if not self.usage:
+            return
         usage = UsageMetadata(
             input_tokens=10, output_tokens=len(words), total_tokens=10 + len(words)
         )

