@@ -1,6 +1,7 @@
-"""The intent classifier: an ensemble of two linear models, plus an out-of-scope rule.
+"""The intent classifier: an ensemble of two models, plus an out-of-scope rule.
 
-* **semantic** — multinomial logistic regression on sentence embeddings (any ``Embedder``);
+* **semantic** — a one-hidden-layer MLP on sentence embeddings (any ``Embedder``); with fewer
+  than ``mlp_min_examples`` training examples, multinomial logistic regression instead;
 * **lexical** — multinomial logistic regression on word/char TF-IDF (:mod:`bot.nlu.lexical`);
 * probabilities are averaged: ``p = w * p_semantic + (1 - w) * p_lexical``.
 
@@ -25,11 +26,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from bot.nlu.heads import LinearHead, MLPHead, fit_linear, fit_mlp
 from bot.nlu.lexical import LexicalFeatures
 
 Matrix = npt.NDArray[np.float32]
@@ -40,7 +41,11 @@ _EMPIRICAL_MIN = 200
 @dataclass
 class ClassifierConfig:
     c_semantic: float = 20.0
-    c_lexical: float = 20.0
+    c_lexical: float = 30.0
+    semantic_head: str = "mlp"  # "mlp" | "linear"
+    mlp_hidden: int = 1024
+    mlp_epochs: int = 30
+    mlp_min_examples: int = 1000  # below this, the linear head (an MLP needs data)
     semantic_weight: float = 0.6
     use_lexical: bool = True
     oos_quantile: float = 0.01
@@ -50,44 +55,11 @@ class ClassifierConfig:
 
 
 @dataclass
-class _Linear:
-    weights: Matrix  # (features, classes)
-    bias: Matrix  # (classes,)
-
-    def proba(self, x: Any) -> Matrix:
-        logits = np.asarray(x @ self.weights, dtype=np.float32) + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        return logits
-
-
-def _fit_linear(
-    x: Any, y: npt.NDArray[np.int64], n_classes: int, c: float, cfg: ClassifierConfig
-) -> _Linear:
-    from sklearn.linear_model import LogisticRegression
-
-    present = np.unique(y)
-    model = LogisticRegression(C=c, max_iter=cfg.max_iter, tol=1e-3)
-    model.fit(x, y)
-    coef = np.asarray(model.coef_, dtype=np.float32)
-    intercept = np.asarray(model.intercept_, dtype=np.float32)
-    if len(present) == 2:  # sklearn returns one row for binary problems
-        coef = np.vstack([-coef / 2, coef / 2])
-        intercept = np.array([-intercept[0] / 2, intercept[0] / 2], dtype=np.float32)
-    weights = np.zeros((x.shape[1], n_classes), dtype=np.float32)
-    bias = np.full(n_classes, -1e4, dtype=np.float32)  # classes absent from this fold
-    weights[:, present] = coef.T
-    bias[present] = intercept
-    return _Linear(weights, bias)
-
-
-@dataclass
 class IntentClassifier:
     labels: list[str]
     config: ClassifierConfig
-    semantic: _Linear
-    lexical_model: _Linear | None = None
+    semantic: LinearHead | MLPHead
+    lexical_model: LinearHead | None = None
     lexical: LexicalFeatures | None = None
     oos_threshold: float = 0.0
     stats: dict[str, float] = field(default_factory=dict)
@@ -127,26 +99,26 @@ class IntentClassifier:
             "sim_threshold": self.sim_threshold,
             "stats": self.stats,
             "has_lexical": self.lexical is not None,
+            "semantic_head": "mlp" if isinstance(self.semantic, MLPHead) else "linear",
         }
         (path / "classifier.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
-        np.save(path / "semantic_w.npy", self.semantic.weights)
-        np.save(path / "semantic_b.npy", self.semantic.bias)
+        for key, arr in self.semantic.arrays().items():
+            np.save(path / f"semantic_{key}.npy", arr)
         if self.centroids is not None:
             np.save(path / "centroids.npy", self.centroids)
         if self.lexical is not None and self.lexical_model is not None:
-            np.save(path / "lexical_w.npy", self.lexical_model.weights)
-            np.save(path / "lexical_b.npy", self.lexical_model.bias)
+            for key, arr in self.lexical_model.arrays().items():
+                np.save(path / f"lexical_{key}.npy", arr)
             self.lexical.to_dir(path / "lexical")
 
     @classmethod
     def from_dir(cls, path: Path) -> IntentClassifier:
         meta = json.loads((path / "classifier.json").read_text())
-        semantic = _Linear(np.load(path / "semantic_w.npy"), np.load(path / "semantic_b.npy"))
+        head = MLPHead if meta.get("semantic_head") == "mlp" else LinearHead
+        semantic = head.from_arrays(_load_arrays(path, "semantic"))
         lexical_model, lexical = None, None
         if meta["has_lexical"]:
-            lexical_model = _Linear(
-                np.load(path / "lexical_w.npy"), np.load(path / "lexical_b.npy")
-            )
+            lexical_model = LinearHead.from_arrays(_load_arrays(path, "lexical"))
             lexical = LexicalFeatures.from_dir(path / "lexical")
         return cls(
             labels=list(meta["labels"]),
@@ -163,18 +135,32 @@ class IntentClassifier:
         )
 
 
+def _load_arrays(path: Path, prefix: str) -> dict[str, Matrix]:
+    return {f.stem.removeprefix(prefix + "_"): np.load(f) for f in path.glob(f"{prefix}_*.npy")}
+
+
+def _fit_semantic(
+    vectors: Matrix, y: npt.NDArray[np.int64], n_classes: int, cfg: ClassifierConfig
+) -> LinearHead | MLPHead:
+    if cfg.semantic_head == "mlp" and len(y) >= cfg.mlp_min_examples:
+        return fit_mlp(
+            vectors, y, n_classes, hidden=cfg.mlp_hidden, epochs=cfg.mlp_epochs, seed=cfg.seed
+        )
+    return fit_linear(vectors, y, n_classes, cfg.c_semantic, cfg.max_iter)
+
+
 def _fit_models(
     texts: Sequence[str],
     vectors: Matrix,
     y: npt.NDArray[np.int64],
     n_classes: int,
     cfg: ClassifierConfig,
-) -> tuple[_Linear, _Linear | None, LexicalFeatures | None]:
-    semantic = _fit_linear(vectors, y, n_classes, cfg.c_semantic, cfg)
+) -> tuple[LinearHead | MLPHead, LinearHead | None, LexicalFeatures | None]:
+    semantic = _fit_semantic(vectors, y, n_classes, cfg)
     if not cfg.use_lexical:
         return semantic, None, None
     lexical = LexicalFeatures.fit(texts)
-    lexical_model = _fit_linear(lexical.transform(texts), y, n_classes, cfg.c_lexical, cfg)
+    lexical_model = fit_linear(lexical.transform(texts), y, n_classes, cfg.c_lexical, cfg.max_iter)
     return semantic, lexical_model, lexical
 
 

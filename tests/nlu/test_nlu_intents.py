@@ -160,3 +160,20 @@ def test_entity_only_model_without_intents(tmp_path: Path) -> None:
     msg = nlu.parse("my email is A@B.de")
     assert (msg.intent, msg.out_of_scope, msg.ranking) == (None, False, ())
     assert msg.entity("EMAIL") is not None
+
+
+def test_mlp_head_round_trip_matches_torch_free_inference(tmp_path: Path) -> None:
+    emb = FakeEmbedder()
+    examples = toy_examples()
+    texts = [t for t, _, _ in examples]
+    cfg = ClassifierConfig(semantic_head="mlp", mlp_min_examples=0, mlp_epochs=20, mlp_hidden=64)
+    clf = train_classifier(texts, [i for _, i, _ in examples], emb.embed(texts), config=cfg)
+    assert type(clf.semantic).__name__ == "MLPHead"
+    clf.to_dir(tmp_path / "clf")
+    again = IntentClassifier.from_dir(tmp_path / "clf")
+    assert type(again.semantic).__name__ == "MLPHead"
+    probe = ["where is my order", "hallo zusammen", "talk to a human"]
+    vecs = emb.embed(probe)
+    np.testing.assert_allclose(clf.predict_proba(probe, vecs), again.predict_proba(probe, vecs))
+    predicted = [again.labels[i] for i in again.predict_proba(probe, vecs).argmax(axis=1)]
+    assert predicted == ["order_status", "greeting", "human_handoff"]
