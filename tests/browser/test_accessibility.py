@@ -76,6 +76,9 @@ def test_feedback_frame_is_sent(page: Page, server: KlartextServer) -> None:
     turn_id = frames.events("done")[-1]["turn_id"]
     sent = [f for f in frames.sent if f["type"] == "feedback"]
     assert sent == [{"type": "feedback", "turn_id": turn_id, "rating": "down"}]
+    page.wait_for_timeout(300)
+    assert [f for f in frames.received if f.get("type") == "error"] == []  # the server took it
+    expect(w(page, ".notice.error")).to_have_count(0)
 
 
 def test_mobile_layout_is_full_screen(

@@ -56,6 +56,7 @@ def test_english_question_streams_an_answer_with_a_citation(
     assert "noopener" in (chip.get_attribute("rel") or "")
     sources = frames.events("sources")
     assert href in [item["url"] for item in sources[-1]["items"]]
+    assert [f for f in frames.received if f.get("type") == "error"] == []
     page.screenshot(path=str(shots / "widget-answer.png"))
 
 
@@ -107,6 +108,31 @@ def test_reload_restores_the_conversation_from_history(page: Page, server: Klart
     expect(w(page, ".head")).to_have_class("head st-online", timeout=ANSWER_TIMEOUT_MS)
     new_cid = page.evaluate("() => document.querySelector('klartext-chat').conversationId")
     assert new_cid and new_cid != cid
+
+
+def test_connection_drop_mid_answer_resumes_without_duplicates(
+    page: Page, server: KlartextServer
+) -> None:
+    frames = Frames().attach(page)
+    pace_websocket(page, 150)  # slow link, so the drop lands mid-answer
+    page.goto(server.url + "/")
+    open_widget(page)
+    ask(page, EN_QUESTION)
+    expect(w(page, ".bubble.streaming")).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
+    page.evaluate("() => document.querySelector('klartext-chat')._ws.close()")
+    answer = wait_answers(page, 1)
+    hellos = [f for f in frames.sent if f["type"] == "hello"]
+    assert len(hellos) == 2
+    done_seq = frames.events("done")[-1]["seq"]
+    assert 0 < hellos[1]["last_seq"] < done_seq  # resumed from where the stream broke off
+    text = answer.locator(".bubble").inner_text()
+    reference = "".join(t["text"] for t in {e["seq"]: e for e in frames.events("token")}.values())
+    assert text.count("Austria") == reference.count("Austria") == 1
+    expect(w(page, ".row.bot:not(.welcome)")).to_have_count(1)
+
+    # A fresh page renders exactly the same answer from the server's history.
+    page.reload()
+    expect(wait_answers(page, 1).locator(".bubble")).to_have_text(text, use_inner_text=True)
 
 
 def test_a_second_tab_shares_the_conversation(
