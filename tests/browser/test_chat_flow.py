@@ -135,6 +135,25 @@ def test_connection_drop_mid_answer_resumes_without_duplicates(
     expect(wait_answers(page, 1).locator(".bubble")).to_have_text(text, use_inner_text=True)
 
 
+def test_a_forged_token_starts_a_fresh_conversation(page: Page, server: KlartextServer) -> None:
+    frames = Frames().attach(page)
+    page.goto(server.url + "/")
+    page.evaluate(
+        """(url) => localStorage.setItem('klartext:v1:' + url, JSON.stringify(
+             {cid: 'someone-else', token: 'someone-else.9999999999.AAAA', open: true}))""",
+        server.url.replace("http", "ws") + "/ws/chat",
+    )
+    page.reload()
+    expect(w(page, ".head")).to_have_class("head st-online", timeout=ANSWER_TIMEOUT_MS)
+    assert frames.received[0] == {**frames.received[0], "type": "error", "code": "bad_token"}
+    welcome = frames.received[1]
+    assert welcome["type"] == "welcome" and welcome["resumed"] is False
+    assert welcome["conversation_id"] != "someone-else"
+    expect(w(page, ".notice.error")).to_have_count(0)
+    ask(page, EN_QUESTION)
+    wait_answers(page, 1)
+
+
 def test_a_second_tab_shares_the_conversation(
     context: BrowserContext, page: Page, server: KlartextServer
 ) -> None:
