@@ -113,11 +113,14 @@ def judge(
     close_margin: float = 0.05,
     suggest_floor: float = 0.15,
     max_suggestions: int = 2,
+    cross_lang_margin: float = 0.15,
 ) -> Judgement:
     """Whether to answer, and from which hit.
 
-    A hit in the user's language at or above ``threshold`` is preferred over a slightly
-    better one in another language (the user should get an answer they can read). ``close``
+    A hit in the user's language at or above ``threshold`` is preferred over a better one in
+    another language (the user should get an answer they can read); a hit in another language
+    is only answered at ``threshold + cross_lang_margin`` (in a bilingual knowledge base a
+    weak cross-language match is usually a spurious one). ``close``
     lists other entries within ``close_margin`` of the best ("Did you mean …?");
     ``near`` lists entries within ``suggest_floor`` below the threshold when nothing is
     confident.
@@ -130,7 +133,8 @@ def judge(
     if same_lang and same_lang[0].score >= threshold:
         best = same_lang[0]
     pool = same_lang or ranked
-    if best.score >= threshold:
+    bar = threshold if best.lang == lang else threshold + cross_lang_margin
+    if best.score >= bar:
         close = tuple(
             h
             for h in pool

@@ -45,6 +45,9 @@ def test_judge_prefers_users_language_and_dedupes() -> None:
     assert j.confident and j.best is not None and j.best.entry_id == "de-ship-01"
     j = judge([h("en-ship-01", 0.9), h("de-ship-01", 0.4)], lang="de", threshold=0.5)
     assert j.best is not None and j.best.entry_id == "en-ship-01"  # cross-language answer
+    assert j.confident
+    j = judge([h("en-ship-01", 0.6), h("de-ship-01", 0.4)], lang="de", threshold=0.5)
+    assert not j.confident  # a weak cross-language match needs threshold + margin
     assert judge([], lang="en", threshold=0.5).best is None
 
 
