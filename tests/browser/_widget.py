@@ -101,3 +101,31 @@ class Frames:
             batch = f["events"] if f.get("type") == "history" else [f]
             out += [e for e in batch if e.get("type") == kind]
         return out
+
+
+def contrast_ratios(page: Page) -> dict[str, float]:
+    """WCAG contrast ratio of text against its effective background, for key widget texts."""
+    return dict(
+        page.evaluate(
+            """() => {
+          const root = document.querySelector('klartext-chat').shadowRoot;
+          const rgb = (s) => { const n = s.match(/[\\d.]+/g).slice(0, 3).map(Number);
+            return s.startsWith('color(') ? n.map((v) => v * 255) : n; };
+          const lum = (c) => { const [r, g, b] = c.map((v) => { v /= 255;
+            return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+            return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+          const bg = (el) => { for (; el; el = el.parentElement || el.getRootNode().host) {
+            const c = getComputedStyle(el).backgroundColor;
+            if (c && !c.startsWith('rgba(0, 0, 0, 0)') && c !== 'transparent') return c; }
+            return 'rgb(255, 255, 255)'; };
+          const out = {};
+          for (const sel of ['.title', '.stxt', '.welcome .bubble p', 'textarea', '.human',
+                             '.powered', '.sug', '.launcher']) {
+            const el = root.querySelector(sel); if (!el) continue;
+            const a = lum(rgb(getComputedStyle(el).color)), b = lum(rgb(bg(el)));
+            out[sel] = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+          }
+          return out;
+        }"""
+        )
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from _kt_server import KlartextServer
-from _widget import Frames, open_widget, w, wait_answers
+from _widget import Frames, contrast_ratios, open_widget, w, wait_answers
 from playwright.sync_api import Browser, Page, expect
 
 ACTIVE = """() => {
@@ -115,27 +115,7 @@ def test_mobile_layout_is_full_screen(
 def test_text_contrast_meets_wcag_aa(page: Page, server: KlartextServer) -> None:
     page.goto(server.url + "/")
     open_widget(page)
-    ratios = page.evaluate(
-        """() => {
-          const root = document.querySelector('klartext-chat').shadowRoot;
-          const rgb = (s) => s.match(/[\\d.]+/g).slice(0, 3).map(Number);
-          const lum = (c) => { const [r, g, b] = c.map((v) => { v /= 255;
-            return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
-            return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
-          const bg = (el) => { for (; el; el = el.parentElement || el.getRootNode().host) {
-            const c = getComputedStyle(el).backgroundColor;
-            if (c && !c.startsWith('rgba(0, 0, 0, 0)') && c !== 'transparent') return c; }
-            return 'rgb(255, 255, 255)'; };
-          const out = {};
-          for (const sel of ['.title', '.stxt', '.welcome .bubble p', 'textarea', '.human',
-                             '.powered', '.sug', '.launcher']) {
-            const el = root.querySelector(sel); if (!el) continue;
-            const a = lum(rgb(getComputedStyle(el).color)), b = lum(rgb(bg(el)));
-            out[sel] = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-          }
-          return out;
-        }"""
-    )
+    ratios = contrast_ratios(page)
     assert len(ratios) >= 6, ratios
     low = {k: round(v, 2) for k, v in ratios.items() if v < 4.5}
     assert not low, f"contrast below 4.5:1: {low}"

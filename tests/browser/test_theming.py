@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from _kt_server import KlartextServer
-from _widget import w
+from _widget import contrast_ratios, w
 from playwright.sync_api import Page, expect
 
 
@@ -37,6 +37,20 @@ def test_theming_page_options_change_the_widget(
     page.evaluate("() => window.scrollTo(0, 0)")
     page.wait_for_timeout(300)
     page.screenshot(path=str(shots / "widget-theming.png"))
+
+
+def test_dark_theme_keeps_contrast(page: Page, server: KlartextServer) -> None:
+    page.goto(server.url + "/demo/theming")
+    expect(w(page, ".launcher")).to_be_visible()
+    page.select_option("select[name=theme]", "dark")
+    page.click(".sw4")  # violet
+    w(page, ".launcher").click()
+    expect(w(page, ".head")).to_have_class("head st-online", timeout=30_000)
+    bg = w(page, ".panel").evaluate("el => getComputedStyle(el).backgroundColor")
+    assert bg == "rgb(22, 26, 33)"
+    ratios = contrast_ratios(page)
+    low = {k: round(v, 2) for k, v in ratios.items() if v < 4.5}
+    assert len(ratios) >= 6 and not low, ratios
 
 
 def test_page_css_custom_properties_override_the_theme(page: Page, server: KlartextServer) -> None:

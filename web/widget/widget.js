@@ -446,13 +446,13 @@ button:focus-visible,a:focus-visible,textarea:focus-visible,.messages:focus-visi
 .cites-label{font-size:11.5px;color:var(--kt-muted);font-weight:600;text-transform:uppercase;letter-spacing:.04em;margin-right:2px}
 .chip{display:inline-flex;align-items:center;gap:5px;max-width:100%;padding:4px 10px 4px 6px;border-radius:99px;font-size:12.5px;
  line-height:1.3;color:var(--kt-text);background:var(--kt-bg);border:1px solid var(--kt-border);text-decoration:none;transition:border-color .15s,background .15s}
-a.chip:hover{border-color:var(--kt-primary);background:color-mix(in srgb,var(--kt-primary) 6%,#fff)}
+a.chip:hover{border-color:var(--kt-link,var(--kt-primary));background:color-mix(in srgb,var(--kt-primary) 8%,var(--kt-bg))}
 .chip .n{display:grid;place-items:center;min-width:18px;height:18px;border-radius:99px;background:var(--kt-primary);color:var(--kt-on-primary);font-size:10.5px;font-weight:700;padding:0 4px}
 .chip .t{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:210px}
 .fb{display:flex;align-items:center;gap:2px;min-height:28px}
 .fb button{width:28px;height:28px;border-radius:8px;display:grid;place-items:center;color:var(--kt-muted)}
 .fb button:hover{background:var(--kt-surface);color:var(--kt-text)}
-.fb button[aria-pressed=true]{color:var(--kt-primary);background:color-mix(in srgb,var(--kt-primary) 10%,#fff)}
+.fb button[aria-pressed=true]{color:var(--kt-link,var(--kt-primary));background:color-mix(in srgb,var(--kt-primary) 12%,var(--kt-bg))}
 .fb .ic{width:16px;height:16px}
 .fb .thanks{font-size:12px;color:var(--kt-muted);margin-left:4px}
 .notice{align-self:center;text-align:center;font-size:12.5px;color:var(--kt-muted);background:var(--kt-surface);border-radius:99px;
@@ -467,9 +467,9 @@ a.chip:hover{border-color:var(--kt-primary);background:color-mix(in srgb,var(--k
 @keyframes kt-bounce{0%,60%,100%{transform:none;opacity:.4}30%{transform:translateY(-4px);opacity:.9}}
 .sugs{display:flex;flex-wrap:wrap;gap:6px;padding:4px 16px 10px;flex:none}
 .sugs:empty{display:none}
-.sug{border:1px solid color-mix(in srgb,var(--kt-link,var(--kt-primary)) 45%,#fff);color:var(--kt-link,var(--kt-primary));background:var(--kt-bg);border-radius:99px;
+.sug{border:1px solid color-mix(in srgb,var(--kt-link,var(--kt-primary)) 45%,var(--kt-bg));color:var(--kt-link,var(--kt-primary));background:var(--kt-bg);border-radius:99px;
  padding:6px 12px;font-size:13px;line-height:1.3;text-align:start;transition:background .15s}
-.sug:hover{background:color-mix(in srgb,var(--kt-primary) 8%,#fff)}
+.sug:hover{background:color-mix(in srgb,var(--kt-primary) 10%,var(--kt-bg))}
 .foot{border-top:1px solid var(--kt-border);padding:10px 12px 8px;flex:none;background:var(--kt-bg)}
 .composer{display:flex;align-items:flex-end;gap:8px;background:var(--kt-surface);border-radius:14px;padding:6px 6px 6px 14px;border:1px solid transparent;transition:border-color .15s,background .15s}
 .composer:focus-within{border-color:var(--kt-link,var(--kt-primary));background:var(--kt-bg)}
@@ -485,6 +485,12 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
 .human .ic{width:15px;height:15px}
 .human[hidden]{display:none}
 .powered{margin-left:auto}
+.dark{--kt-bg:#161a21;--kt-surface:#232a35;--kt-text:#e9edf3;--kt-muted:#a3aebd;--kt-border:#313a47;
+ --kt-agent-bg:#3a2d14;--kt-agent-border:#b9853a;--kt-agent-text:#ffd99e;--kt-link:color-mix(in srgb,var(--kt-primary) 45%,#fff)}
+.dark .panel{box-shadow:0 28px 70px -14px rgba(0,0,0,.7),0 0 0 1px rgba(255,255,255,.08)}
+.dark .bubble code{background:rgba(255,255,255,.1)}
+.dark .banner.offline{background:#3b3112;color:#ffe08a}
+.dark .notice.error,.dark .user.failed .bubble{background:#45191b;color:#ffc9c9}
 @media (max-width:480px){
  .panel{inset:0;width:100%;height:100%;max-height:none;border-radius:0;bottom:0;right:0}
  .left .panel{left:0}
@@ -644,6 +650,13 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
 
       const root = h("div", "root");
       if (this._cfg("position", "right") === "left") root.classList.add("left");
+      const mode = this._cfg("theme", "light");
+      if (mode === "dark") root.classList.add("dark");
+      else if (mode === "auto" && window.matchMedia) {
+        const mq = window.matchMedia("(prefers-color-scheme: dark)");
+        root.classList.toggle("dark", mq.matches);
+        mq.addEventListener("change", (e) => root.classList.toggle("dark", e.matches));
+      }
       this._el = { root };
       const panelId = "kt-panel";
 
