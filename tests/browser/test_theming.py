@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from _kt_server import KlartextServer
-from _widget import contrast_ratios, w
+from _widget import ask, contrast_ratios, w, wait_answers
 from playwright.sync_api import Page, expect
 
 
@@ -39,7 +39,7 @@ def test_theming_page_options_change_the_widget(
     page.screenshot(path=str(shots / "widget-theming.png"))
 
 
-def test_dark_theme_keeps_contrast(page: Page, server: KlartextServer) -> None:
+def test_dark_theme_keeps_contrast(page: Page, server: KlartextServer, shots: Path) -> None:
     page.goto(server.url + "/demo/theming")
     expect(w(page, ".launcher")).to_be_visible()
     page.select_option("select[name=theme]", "dark")
@@ -51,6 +51,11 @@ def test_dark_theme_keeps_contrast(page: Page, server: KlartextServer) -> None:
     ratios = contrast_ratios(page)
     low = {k: round(v, 2) for k, v in ratios.items() if v < 4.5}
     assert len(ratios) >= 6 and not low, ratios
+    ask(page, "Do you ship to Switzerland?")
+    wait_answers(page, 1)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.wait_for_timeout(200)
+    page.screenshot(path=str(shots / "widget-dark.png"))
 
 
 def test_page_css_custom_properties_override_the_theme(page: Page, server: KlartextServer) -> None:
