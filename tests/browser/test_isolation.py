@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from _kt_server import KlartextServer
-from _widget import open_widget, w
+from _widget import ask, open_widget, w, wait_answers
 from playwright.sync_api import Page, expect
 
 PROBE = """() => {
@@ -71,3 +71,15 @@ def test_demo_page_runs_under_a_strict_csp(page: Page, server: KlartextServer) -
     bg = w(page, ".launcher").evaluate("el => getComputedStyle(el).backgroundColor")
     assert bg == "rgb(31, 92, 77)"
     assert page.evaluate("() => window.__cspViolations") == []
+
+
+def test_embedding_from_another_origin(page: Page, server: KlartextServer) -> None:
+    """The page is on localhost, the widget and its websocket on 127.0.0.1 (CORS-free script
+    tag, cross-origin websocket allowed by KLARTEXT_ALLOWED_ORIGINS)."""
+    page.goto(server.url.replace("127.0.0.1", "localhost") + "/static/demo/embed.html")
+    open_widget(page)
+    assert page.evaluate("() => document.querySelector('script[src$=\"/widget.js\"]').src") == (
+        server.url + "/widget.js"
+    )
+    ask(page, "How much does shipping cost?")
+    expect(wait_answers(page, 1).locator("a.chip").first).to_be_visible()
