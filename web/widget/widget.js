@@ -595,7 +595,9 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
     }
 
     // ---- persistence
-    _load() { return parseJSON(localStorage.getItem(this._key)) || {}; }
+    _load() {
+      try { return parseJSON(localStorage.getItem(this._key)) || {}; } catch (e) { return {}; } // storage blocked
+    }
     _save(patch) {
       try { localStorage.setItem(this._key, JSON.stringify(Object.assign(this._load(), patch))); } catch (e) { /* private mode */ }
     }
