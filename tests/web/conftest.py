@@ -57,7 +57,7 @@ class ServerThread:
 
     def start(self) -> ServerThread:
         self.thread.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 180
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start")
@@ -97,16 +97,18 @@ StartServer = Callable[..., ServerThread]
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """``start_server(**settings_overrides, runtime=None, data_dir=None)``: a migrated SQLite
-    database in ``data_dir`` (default: the test's tmp dir) and a running server."""
+    """``start_server(**settings_overrides, runtime=None, real=False, data_dir=None)``: a
+    migrated SQLite database in ``data_dir`` (default: the test's tmp dir) and a running server
+    with ``runtime`` (default a ``FakeRuntime``; ``real=True``: the lifespan builds the real one).
+    """
     running: list[ServerThread] = []
 
     def start(
-        *, runtime: Any = None, data_dir: Path | None = None, **overrides: Any
+        *, runtime: Any = None, real: bool = False, data_dir: Path | None = None, **overrides: Any
     ) -> ServerThread:
         settings = make_settings(data_dir or tmp_path, **overrides)
         upgrade(settings.effective_database_url)
-        server = ServerThread(settings, runtime or FakeRuntime()).start()
+        server = ServerThread(settings, None if real else runtime or FakeRuntime()).start()
         running.append(server)
         return server
 
