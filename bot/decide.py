@@ -15,6 +15,7 @@ from bot import texts
 from bot.conversation import ConversationContext
 from bot.nlu.types import ParsedMessage
 from bot.smalltalk import is_smalltalk
+from knowledge.schema import EntryKind
 from retrieval.types import Hit
 
 RouteKind = Literal[
@@ -121,7 +122,9 @@ def judge(
     another language (the user should get an answer they can read); a hit in another language
     is only answered at ``threshold + cross_lang_margin`` (in a bilingual knowledge base a
     weak cross-language match is usually a spurious one). ``close``
-    lists other entries within ``close_margin`` of the best ("Did you mean …?");
+    lists other FAQ entries within ``close_margin`` of the best ("Did you mean …?" — only FAQ
+    questions make sensible suggestion buttons; a help-page section is usually the same
+    content);
     ``near`` lists entries within ``suggest_floor`` below the threshold when nothing is
     confident.
     """
@@ -139,9 +142,12 @@ def judge(
             h
             for h in pool
             if h.entry_id != best.entry_id
+            and h.entry.kind == EntryKind.FAQ
             and h.score >= threshold
             and best.score - h.score <= close_margin
         )[:max_suggestions]
         return Judgement(confident=True, confidence=best.score, best=best, close=close)
-    near = tuple(h for h in pool if h.score >= threshold - suggest_floor)[: max_suggestions + 1]
+    near = tuple(
+        h for h in pool if h.entry.kind == EntryKind.FAQ and h.score >= threshold - suggest_floor
+    )[: max_suggestions + 1]
     return Judgement(confident=False, confidence=best.score, best=best, near=near)

@@ -177,6 +177,15 @@ def _load_nlu(
     return nlu, True
 
 
+def _warm_up(nlu: IntentParser, retriever: Retriever) -> None:
+    """Run one parse and one search so that lazy model loading does not hit the first user."""
+    try:
+        parsed = nlu.parse("hello")
+        retriever.search(parsed.text, k=1, lang=parsed.lang)
+    except Exception:  # warm-up is best effort; real turns report real errors
+        log.warning("warm-up failed", exc_info=True)
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -199,6 +208,7 @@ def build_runtime(
         actions=actions,
         breaker=CircuitBreaker(settings.llm_breaker_failures, settings.llm_breaker_cooldown_s),
     )
+    _warm_up(nlu, retriever)
     return Runtime(
         settings=settings,
         retriever=retriever,

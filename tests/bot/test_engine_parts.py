@@ -132,3 +132,18 @@ def test_texts_and_smalltalk_cover_both_languages() -> None:
         assert smalltalk.reply(intent, "fr") == smalltalk.reply(intent, "en")
     assert texts.text("order_not_found", "de", order_number="NC-1").count("NC-1") == 1
     assert texts.matches("ask_order_number", texts.text("ask_order_number", "de") + " ")
+
+
+def test_only_faq_entries_are_suggested() -> None:
+    from dataclasses import replace
+
+    from knowledge.schema import EntryKind
+
+    page = replace(BY_ID["en-ship-02"], id="page#costs", kind=EntryKind.PASSAGE)
+    close = [h("en-ship-01", 0.7), Hit(entry=page, score=0.69, matched=""), h("en-ret-01", 0.68)]
+    j = judge(close, lang="en", threshold=0.5)
+    assert [x.entry_id for x in j.close] == ["en-ret-01"]
+    j = judge(
+        [Hit(entry=page, score=0.45, matched=""), h("en-ret-01", 0.4)], lang="en", threshold=0.5
+    )
+    assert [x.entry_id for x in j.near] == ["en-ret-01"]
