@@ -1,5 +1,6 @@
 """Real uvicorn servers on loopback (in a thread) around ``create_app`` with a scripted fake
-engine, plus a small websocket client."""
+engine, plus a small websocket client. Fixtures are re-exported by ``conftest.py``; test modules
+import helpers from here (``conftest`` is an ambiguous module name across test folders)."""
 
 from __future__ import annotations
 

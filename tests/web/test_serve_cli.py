@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import free_port
+from _wsutil import free_port
 from typer.testing import CliRunner
 from websockets.asyncio.client import connect
 

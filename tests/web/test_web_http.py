@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _wsfakes import FakeRuntime
-from conftest import ServerThread, StartServer, make_settings
+from _wsutil import ServerThread, StartServer, make_settings
 from fastapi import FastAPI
 
 from bot.errors import StoreError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import OpenClient, ServerThread
+from _wsutil import OpenClient, ServerThread
 from sqlalchemy import select
 
 from bot.store import Database

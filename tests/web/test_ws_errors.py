@@ -7,7 +7,7 @@ import asyncio
 import json
 
 import pytest
-from conftest import OpenClient, ServerThread, StartServer
+from _wsutil import OpenClient, ServerThread, StartServer
 from websockets.exceptions import ConnectionClosed
 
 

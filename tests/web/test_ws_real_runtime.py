@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from conftest import OpenClient, StartServer
+from _wsutil import OpenClient, StartServer
 
 from bot.config import DEMO_KNOWLEDGE_DIR
 

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from _wsfakes import ANSWER, FakeRuntime, answer_tokens
-from conftest import OpenClient, ServerThread, StartServer
+from _wsutil import OpenClient, ServerThread, StartServer
 
 
 def _text(frames: list[dict[str, Any]]) -> str:
