@@ -332,6 +332,7 @@
     person: "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4.5 20.5c.8-3.7 3.9-6 7.5-6s6.7 2.3 7.5 6",
     headset: "M4 14v-2a8 8 0 0 1 16 0v2M4 14a2 2 0 0 1 2-2h1v6H6a2 2 0 0 1-2-2zM20 14a2 2 0 0 0-2-2h-1v6h1a2 2 0 0 0 2-2zM17 18c0 1.7-1.8 3-5 3",
     bolt: "M13 3L5 13.5h6L10 21l8-10.5h-6z",
+    spark: "M11 3.5l1.9 5.1 5.1 1.9-5.1 1.9L11 17.5l-1.9-5.1L4 10.5l5.1-1.9zM18 15l.9 2.1 2.1.9-2.1.9-.9 2.1-.9-2.1-2.1-.9 2.1-.9z",
     clock: "M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18zM12 7v5l3 2",
     alert: "M12 8v5M12 16.5v.5M10.3 3.9L2.4 17.5A2 2 0 0 0 4.1 20.5h15.8a2 2 0 0 0 1.7-3L13.7 3.9a2 2 0 0 0-3.4 0z",
   };
@@ -769,7 +770,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
         img.src = href;
         el.appendChild(img);
       } else {
-        el.appendChild(icon("bolt"));
+        el.appendChild(icon("spark"));
       }
       return el;
     }
