@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from _kt_server import KlartextServer
-from _widget import ask, contrast_ratios, w, wait_answers
+from _widget import ask, contrast_ratios, pace_websocket, w, wait_answers
 from playwright.sync_api import Page, expect
 
 
@@ -98,3 +98,30 @@ def test_strings_and_config_can_be_overridden(page: Page, server: KlartextServer
     expect(w(page, ".sug")).to_have_text(["Lieferzeit?", "Rückgabe?"])
     # KlartextConfig.strings and data-strings merge (the attribute wins per key).
     expect(w(page, ".hbtn.close")).to_have_attribute("aria-label", "Zu")
+
+
+def test_events_api_and_unread_badge(page: Page, server: KlartextServer) -> None:
+    pace_websocket(page, 100)
+    page.goto(server.url + "/")
+    expect(w(page, ".launcher")).to_be_visible()
+    page.evaluate(
+        """() => {
+          window.__events = [];
+          for (const name of ['open', 'close', 'message', 'answer', 'connection'])
+            document.addEventListener('klartext:' + name,
+              (e) => window.__events.push([name, e.detail]));
+        }"""
+    )
+    page.evaluate("() => Klartext.element.open()")
+    expect(w(page, ".head")).to_have_class("head st-online", timeout=30_000)
+    message_id = page.evaluate("() => Klartext.element.send('How much does shipping cost?')")
+    page.evaluate("() => Klartext.element.close()")  # before the (paced) answer arrives
+    expect(w(page, ".root.unread .badge")).to_be_visible(timeout=30_000)
+    events = page.evaluate("() => window.__events")
+    names = [name for name, _ in events if name != "connection"]
+    assert names == ["open", "message", "close", "answer"]
+    assert events[[n for n, _ in events].index("message")][1]["message_id"] == message_id
+    answer = next(detail for name, detail in events if name == "answer")
+    assert answer["answered"] is True and "€" in answer["text"]
+    w(page, ".launcher").click()
+    expect(w(page, ".root.unread")).to_have_count(0)
