@@ -135,6 +135,29 @@ def test_connection_drop_mid_answer_resumes_without_duplicates(
     expect(wait_answers(page, 1).locator(".bubble")).to_have_text(text, use_inner_text=True)
 
 
+def test_a_resent_message_id_is_not_answered_twice(page: Page, server: KlartextServer) -> None:
+    """What the outbox does after a reconnect: resend with the same message_id."""
+    frames = Frames().attach(page)
+    page.goto(server.url + "/")
+    open_widget(page)
+    ask(page, EN_QUESTION)
+    wait_answers(page, 1)
+    echo = frames.events("user_message")[-1]
+    before = len(frames.received)
+    page.evaluate(
+        """(m) => document.querySelector('klartext-chat')._sendFrame(
+             {type: 'message', message_id: m.message_id, text: m.text})""",
+        echo,
+    )
+    page.evaluate("() => document.querySelector('klartext-chat')._sendFrame({type: 'ping'})")
+    expect(w(page, ".head")).to_have_class("head st-online")
+    page.wait_for_timeout(500)
+    new = [f for f in frames.received[before:] if f.get("type") != "pong"]
+    assert new == []
+    expect(w(page, ".row.user")).to_have_count(1)
+    expect(w(page, ".row.bot:has(.fb)")).to_have_count(1)
+
+
 def test_a_forged_token_starts_a_fresh_conversation(page: Page, server: KlartextServer) -> None:
     frames = Frames().attach(page)
     page.goto(server.url + "/")
