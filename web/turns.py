@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from bot.conversation import ChatEngine, ConversationContext, HandoffState, Turn
 from bot.errors import KlartextError
-from bot.events import Done, Error, Event, Handoff
+from bot.events import Done, Error, Event, Handoff, Token
 from bot.store import NewEvent, StoredEvent, repo, writes
 from web.eventlog import EventLog, KeyedLocks
 
@@ -53,6 +53,19 @@ def _to_new_event(ev: Event, turn_id: str) -> NewEvent:
     if isinstance(ev, Handoff):
         payload["state"] = "pending_human"
     return NewEvent(ev.type, payload, turn_id)
+
+
+def coalesce_tokens(evs: list[Event]) -> list[Event]:
+    """Merge adjacent ``token`` events: when the engine outruns the database (load), a batch
+    becomes one token event instead of many (fewer rows, frames and sends; same text)."""
+    out: list[Event] = []
+    for e in evs:
+        last = out[-1] if out else None
+        if isinstance(e, Token) and isinstance(last, Token):
+            out[-1] = Token(text=last.text + e.text)
+        else:
+            out.append(e)
+    return out
 
 
 def _history_from_events(events: list[StoredEvent], skip_turn: str) -> list[Turn]:
@@ -233,13 +246,13 @@ class TurnRunner:
                     while not queue.empty():
                         items.append(queue.get_nowait())
                     finished = items[-1] is _END
-                    evs = [cast(Event, i) for i in items if i is not _END]
+                    evs = coalesce_tokens([cast(Event, i) for i in items if i is not _END])
                     if not evs:
                         continue
                     stored = await self._persist(conversation_id, turn_id, evs)
                     seqs += [e.seq for e in stored]
                     for e in evs:
-                        if e.type == "token":
+                        if isinstance(e, Token):
                             if not answer:
                                 self._record_ttft((time.perf_counter() - received) * 1000)
                             answer.append(e.text)
