@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -56,8 +57,10 @@ def main() -> None:
         embedder = CachedEmbedder(embedder, args.cache)
     embedder.embed(["warm up"], kind="query")
     load_s = time.perf_counter() - t0
+    cpu0 = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         nlu, train_s = train_for_eval(train, embedder, Path(tmp) / "nlu", config=cfg, lang="en")
+    train_cpu_s = time.process_time() - cpu0
     result = predict_and_score(nlu, test, lang="en")
     result.train_s = train_s
     latencies = []
@@ -74,11 +77,13 @@ def main() -> None:
         "config": cfg.__dict__,
         "n_train": len(train),
         **result.summary(),
+        "train_cpu_s": round(train_cpu_s, 1),
         "model_load_s": round(load_s, 2),
         "parse_p50_ms": round(statistics.median(latencies), 2),
         "parse_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
         "cv_accuracy": round(nlu.manifest["report"]["cv_accuracy"], 4),
     }
+    out["load_avg_1m"] = round(os.getloadavg()[0], 1)
     print(json.dumps(out))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import tempfile
 from pathlib import Path
@@ -72,6 +73,7 @@ def main() -> None:
         "train_s": round(train_s, 1),
         "thresholds": {k: round(v, 4) for k, v in nlu.manifest["report"]["stats"].items()},
     }
+    out["load_avg_1m"] = round(os.getloadavg()[0], 1)
     print(json.dumps(out))
 
 
