@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from bot.config import Settings, get_settings
 from bot.conversation import ChatEngine
@@ -27,7 +28,7 @@ from web.deps import RuntimeLike, Services
 from web.eventlog import EventLog
 from web.hub import Hub, InProcessHub
 from web.limits import Limits, RateLimiter
-from web.logging import configure_logging
+from web.logging import configure_logging, request_id_var
 from web.protocol import SERVER_VERSION
 from web.routes.health import router as health_router
 from web.routes.pages import router as pages_router
@@ -148,6 +149,20 @@ def create_app(
             await db.dispose()
 
     app = FastAPI(title="Klartext", version=SERVER_VERSION, lifespan=lifespan)
+
+    @app.middleware("http")
+    async def request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        rid = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        try:
+            response = await call_next(request)
+        finally:
+            request_id_var.reset(token)
+        response.headers["X-Request-ID"] = rid
+        return response
+
     app.dependency_overrides[get_settings] = lambda: settings
     app.include_router(health_router)
     app.include_router(ws_router)

@@ -119,6 +119,7 @@ class _Connection:
             hello = await self._await_hello()
             resumed, last_seq, handoff = await self._open(hello)
             conversation_id_var.set(self.cid)
+            log.info("ws open", extra={"resumed": resumed, "last_seq": last_seq})
             async with self.s.hub.subscribe(self.cid) as sub:
                 await self.send(self._welcome(resumed, handoff))
                 await self._send_history(last_seq)
@@ -130,7 +131,8 @@ class _Connection:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await forward
         except (_ClosedError, WebSocketDisconnect):
-            pass
+            if self.cid:
+                log.info("ws closed", extra={"sent_seq": self.sent_seq})
         except (SQLAlchemyError, StoreError, OSError):
             log.exception("store failure on websocket")
             with contextlib.suppress(Exception):

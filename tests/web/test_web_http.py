@@ -17,7 +17,9 @@ from web.routes import pages
 
 async def test_healthz_and_readyz(server: ServerThread) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
-        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        health = await http.get("/healthz", headers={"X-Request-ID": "req-42"})
+        assert health.json() == {"status": "ok"} and health.headers["x-request-id"] == "req-42"
+        assert len((await http.get("/healthz")).headers["x-request-id"]) == 32
         ready = await http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {
