@@ -26,9 +26,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 START_TIMEOUT_S = 120.0
-# Widget development only: KLARTEXT_BROWSER_FAKE=1 runs the scripted _fake_server instead of the
-# real app (no model loads). The suite is meant to run, and is checked in CI, against the real app.
-FAKE = os.environ.get("KLARTEXT_BROWSER_FAKE") == "1"
 
 
 def index_fingerprint() -> str:
@@ -56,7 +53,8 @@ def free_port() -> int:
 
 
 def _env(data_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
+    # Hermetic: the developer's own KLARTEXT_* settings (LLM, origins, database…) stay out.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLARTEXT_")}
     env.update(
         KLARTEXT_DATA_DIR=str(data_dir),
         HF_HUB_OFFLINE="1",
@@ -81,8 +79,6 @@ class KlartextServer:
         """Migrate a fresh SQLite database and build the demo index with the real CLI
         (``klartext reindex knowledge/demo``). With ``index_cache``, a build made earlier from
         the same knowledge and code is reused (see ``index_fingerprint``)."""
-        if FAKE:
-            return
         from bot.store.migrate import upgrade
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +108,7 @@ class KlartextServer:
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        app = ["tests.browser._fake_server:app"] if FAKE else ["web.app:create_app", "--factory"]
+        app = ["web.app:create_app", "--factory"]
         self._proc = subprocess.Popen(
             [str(VENV_BIN / "python"), "-m", "uvicorn", *app, *self._args()],
             cwd=ROOT,
