@@ -41,7 +41,7 @@ from retrieval.search import HybridRetriever, load_retriever  # noqa: E402
 from retrieval.types import Embedder, Vectors  # noqa: E402
 
 MODES = ("dense", "lexical", "rrf", "weighted")
-WEIGHTS = (0.5, 0.6, 0.7, 0.8, 0.9)
+WEIGHTS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 # Hand-written German questions (by this project) whose only answer is an English entry of
 # the demo knowledge base; the probe indexes knowledge/demo/faq.en.yaml alone.

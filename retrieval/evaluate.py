@@ -143,7 +143,7 @@ def evaluate_retrieval(
     queries_csv: Path,
     *,
     embedder: Embedder | Callable[[KnowledgeBase], Embedder],
-    fusion: EvalFusion = "rrf",
+    fusion: EvalFusion | None = None,
     k: int = 5,
     answer_threshold: float = 0.5,
     skip_invalid: bool = False,
@@ -151,7 +151,8 @@ def evaluate_retrieval(
 ) -> RetrievalEval:
     """Index ``kb_path`` into a temporary directory and run every query through the bot's
     retriever. ``embedder`` may be a factory given the loaded knowledge base (so the
-    ``auto`` backend can look at its languages)."""
+    ``auto`` backend can look at its languages); ``fusion=None`` keeps the retriever's
+    default, i.e. what the bot uses."""
     from retrieval.reindex import reindex
     from retrieval.search import load_retriever
 
@@ -163,7 +164,10 @@ def evaluate_retrieval(
     with tempfile.TemporaryDirectory(prefix="klartext-eval-") as tmp:
         index_dir = Path(tmp) / "index"
         reindex(kb, index_dir, emb, full=True, progress=progress)
-        retriever = load_retriever(index_dir, embedder=emb, fusion=fusion)
+        if fusion is None:
+            retriever = load_retriever(index_dir, embedder=emb)
+        else:
+            retriever = load_retriever(index_dir, embedder=emb, fusion=fusion)
         retriever.search(queries[0].query if queries else "warm-up", k=depth)  # load models
         results: list[QueryResult] = []
         for q in queries:
@@ -184,5 +188,9 @@ def evaluate_retrieval(
                 )
             )
     return score_results(
-        results, k=k, answer_threshold=answer_threshold, model=emb.name, fusion=fusion
+        results,
+        k=k,
+        answer_threshold=answer_threshold,
+        model=emb.name,
+        fusion=retriever.fusion,
     )

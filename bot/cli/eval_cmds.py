@@ -49,8 +49,11 @@ def retrieval(
     ] = False,
     k: Annotated[int, typer.Option("-k", "--k", help="Hits per query (MRR@k).", min=1)] = 5,
     fusion: Annotated[
-        str, typer.Option("--fusion", help="rrf | weighted | dense | lexical.")
-    ] = "rrf",
+        str | None,
+        typer.Option(
+            "--fusion", help="rrf | weighted | dense | lexical (default: what the bot uses)."
+        ),
+    ] = None,
     backend: Annotated[
         str | None,
         typer.Option("--backend", help="Embedding backend (default: the configured one)."),
@@ -70,7 +73,7 @@ def retrieval(
     from retrieval.evaluate import evaluate_retrieval
 
     settings = get_settings()
-    if fusion not in _FUSIONS:
+    if fusion is not None and fusion not in _FUSIONS:
         raise _fail(f"--fusion must be one of {', '.join(_FUSIONS)}")
     chosen = backend or settings.embedding_backend
     if chosen not in _BACKENDS:
