@@ -117,7 +117,7 @@ def engine_label(engine: str) -> str:
     return (
         "real runtime, extractive (llm_provider=none), demo knowledge base"
         if engine == "real"
-        else "FAKE scripted extractive-like engine (real runtime unavailable)"
+        else "FAKE scripted extractive-like engine (no retrieval, no NLU)"
     )
 
 

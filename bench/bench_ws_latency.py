@@ -150,11 +150,15 @@ def main() -> None:
     ap.add_argument("--think-min", type=float, default=0.5)
     ap.add_argument("--think-max", type=float, default=2.0)
     ap.add_argument("--engine", choices=["auto", "real", "fake"], default="auto")
+    ap.add_argument(
+        "--data-dir", help="reuse this data dir (index/NLU built once; fresh database each run)"
+    )
     args = ap.parse_args()
     engine = pick_engine(args.engine)
     raise_nofile(args.conversations * 2 + 256)
     with tempfile.TemporaryDirectory(prefix="klartext-bench-ws-") as tmp:
-        data_dir = Path(tmp)
+        data_dir = Path(args.data_dir) if args.data_dir else Path(tmp)
+        (data_dir / "klartext.db").unlink(missing_ok=True)
         if engine == "real":
             prepare_real(data_dir)
         proc, port = start_server(
