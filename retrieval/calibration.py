@@ -40,12 +40,16 @@ class Calibration:
         return 1.0 / (1.0 + math.exp(-z))
 
 
-# Embedder name prefix (before ":") -> calibration; see docs/benchmarks.md for the fits.
+# Embedder name prefix (before ":") -> calibration. minilm and e5: fitted by
+# bench/calibrate_retrieval.py (see docs/benchmarks.md, Retrieval → Score calibration).
+# use: not fitted (an estimate from its cosine range); other sentence-transformers models
+# get the MiniLM constants — check them with `klartext eval retrieval`.
+_MINILM = Calibration(cosine_mid=0.702, cosine_weight=16.4, coverage_weight=5.34)
 CALIBRATIONS: dict[str, Calibration] = {
-    "minilm": Calibration(cosine_mid=0.62, cosine_weight=14.0, coverage_weight=3.0),
-    "sentence-transformers": Calibration(cosine_mid=0.62, cosine_weight=14.0, coverage_weight=3.0),
-    "e5": Calibration(cosine_mid=0.86, cosine_weight=40.0, coverage_weight=3.0),
-    "use": Calibration(cosine_mid=0.55, cosine_weight=14.0, coverage_weight=3.0),
+    "minilm": _MINILM,
+    "sentence-transformers": _MINILM,
+    "e5": Calibration(cosine_mid=0.898, cosine_weight=64.1, coverage_weight=4.05),
+    "use": Calibration(cosine_mid=0.62, cosine_weight=16.0, coverage_weight=5.0),
 }
 DEFAULT_CALIBRATION = CALIBRATIONS["minilm"]
 
