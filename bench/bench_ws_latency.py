@@ -41,7 +41,6 @@ from _ws_common import (
     stop_server,
 )
 
-WARMUP_TURNS = 10
 QUESTIONS = [
     "How long does shipping take?",
     "Can I return an item?",
@@ -68,6 +67,7 @@ async def _conversation(
     out: list[float],
     errors: list[str],
     start: asyncio.Event,
+    questions: list[str] | None = None,
 ) -> None:
     async with connect(url, compression=None, max_size=1 << 20, open_timeout=60) as ws:
         await ws.send(json.dumps({"type": "hello", "v": 1, "widget_version": "bench"}))
@@ -75,14 +75,16 @@ async def _conversation(
             pass
         await start.wait()
         await asyncio.sleep(random.uniform(*think))
-        for _ in range(messages):
+        for i in range(messages):
             sent = time.perf_counter()
             await ws.send(
                 json.dumps(
                     {
                         "type": "message",
                         "message_id": uuid.uuid4().hex,
-                        "text": random.choice(QUESTIONS),
+                        "text": questions[i % len(questions)]
+                        if questions
+                        else random.choice(QUESTIONS),
                     }
                 )
             )
@@ -117,7 +119,7 @@ async def _run(
     # warm-up (first turns load lazily initialised models), not measured
     warm = asyncio.Event()
     warm.set()
-    await _conversation(url, WARMUP_TURNS, (0.0, 0.0), [], [], warm)
+    await _conversation(url, 2 * len(QUESTIONS), (0.0, 0.0), [], [], warm, QUESTIONS)
     await asyncio.sleep(min(10.0, 0.02 * n))  # let all sockets connect and say hello
     async with httpx.AsyncClient() as http:
         await http.post(f"http://127.0.0.1:{port}/_bench/reset")
