@@ -22,7 +22,7 @@ def test_keyboard_only_flow(page: Page, server: KlartextServer) -> None:
     page.evaluate(
         """() => {
           window.__ktLive = [];
-          const live = document.querySelector('klartext-chat').shadowRoot.querySelector('.sr');
+          const live = document.querySelector('klartext-chat').shadowRoot.querySelector('.live');
           new MutationObserver(() => window.__ktLive.push(live.textContent))
             .observe(live, {childList: true, characterData: true, subtree: true});
         }"""
@@ -46,7 +46,7 @@ def test_keyboard_only_flow(page: Page, server: KlartextServer) -> None:
     answer = wait_answers(page, 1)
     text = answer.locator(".bubble").text_content() or ""
     # The live region announced the completed answer once, never the partial stream.
-    live = w(page, ".sr[aria-live=polite]")
+    live = w(page, ".live[aria-live=polite]")
     expect(live).to_contain_text(text.strip()[:40])
     announced = [t for t in page.evaluate("() => window.__ktLive") if t]
     assert len(announced) == 1 and text.strip() in announced[0]

@@ -116,9 +116,21 @@ def test_connection_drop_mid_answer_resumes_without_duplicates(
     pace_websocket(page, 150)  # slow link, so the drop lands mid-answer
     page.goto(server.url + "/")
     open_widget(page)
+    # Drop the socket the moment the answer starts to show (atomically, in the page).
+    page.evaluate(
+        """() => {
+          const el = document.querySelector('klartext-chat');
+          const obs = new MutationObserver(() => {
+            if (!el.shadowRoot.querySelector('.bubble.streaming')) return;
+            obs.disconnect();
+            el._ws.close();
+            window.__dropped = true;
+          });
+          obs.observe(el.shadowRoot, {subtree: true, childList: true, attributes: true});
+        }"""
+    )
     ask(page, EN_QUESTION)
-    expect(w(page, ".bubble.streaming")).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
-    page.evaluate("() => document.querySelector('klartext-chat')._ws.close()")
+    page.wait_for_function("() => window.__dropped === true", timeout=ANSWER_TIMEOUT_MS)
     answer = wait_answers(page, 1)
     hellos = [f for f in frames.sent if f["type"] == "hello"]
     assert len(hellos) == 2

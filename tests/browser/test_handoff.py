@@ -28,7 +28,7 @@ def test_talk_to_a_human_shows_the_handoff_state(
     handoff = frames.events("handoff")[-1]
     assert handoff["state"] == "pending_human" and handoff["reason"] == "user_request"
     # The live region announced the status change.
-    expect(w(page, ".sr[aria-live=polite]")).to_contain_text("human agent")
+    expect(w(page, ".live[aria-live=polite]")).to_contain_text("human agent")
     page.screenshot(path=str(shots / "widget-handoff.png"))
 
     # After a reload the state comes back from the server (welcome.handoff_state + history).

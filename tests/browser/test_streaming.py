@@ -27,7 +27,7 @@ STREAM = """async () => {
     out.steps.push({text: bubble.textContent, html: bubble.innerHTML,
                     streaming: bubble.classList.contains('streaming'),
                     typing: !!root.querySelector('.typing-row'),
-                    live: root.querySelector('.sr').textContent});
+                    live: root.querySelector('.live').textContent});
   }
   el._onFrame({type: 'sources', seq: ++seq, turn_id: 't-1',
                items: [{id: 'x', title: 'Shipping', url: '/help/shipping', score: 1}]});
@@ -36,7 +36,7 @@ STREAM = """async () => {
   await new Promise((ok) => setTimeout(ok, 150));
   const bubble = root.querySelector('.row.bot:has(.fb) .bubble');
   out.final = {html: bubble.innerHTML, streaming: bubble.classList.contains('streaming'),
-               live: root.querySelector('.sr').textContent};
+               live: root.querySelector('.live').textContent};
   return out;
 }"""
 

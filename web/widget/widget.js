@@ -721,7 +721,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
       sub.append(human, h("span", "powered", this._t("powered_by")));
       foot.append(composer, sub);
 
-      const live = h("div", "sr");
+      const live = h("div", "sr live");
       live.setAttribute("aria-live", "polite");
       live.setAttribute("aria-atomic", "true");
 
@@ -919,6 +919,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
       }
       const col = h("div", "col");
       const bubble = h("div", "bubble");
+      if (!agent) col.appendChild(h("span", "sr", (this._botName || this._t("title")) + ":"));
       col.appendChild(bubble);
       row.append(mini, col);
       return { row, col, bubble };
@@ -944,7 +945,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
         const col = h("div", "col");
         const bubble = h("div", "bubble", text);
         const meta = h("div", "meta");
-        col.append(bubble, meta);
+        col.append(h("span", "sr", this._t("you") + ":"), bubble, meta);
         row.appendChild(col);
         m = { row, meta };
         this._msgs.set(id, m);
