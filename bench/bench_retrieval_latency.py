@@ -416,7 +416,7 @@ def bench_hnsw(args: argparse.Namespace, out: dict[str, Any]) -> None:
         "efConstruction": args.hnsw_efc,
         "build_s": round(build_s, 1) if built else None,  # None: loaded from --hnsw-cache
     }
-    for ef in (32, 64, 128, 256):
+    for ef in args.hnsw_ef:
         index.ef_search = ef
         lat, cpu, rec = [], [], []
         for i in range(len(q)):
@@ -446,8 +446,10 @@ def main() -> None:
     parser.add_argument("--hnsw-m", type=int, default=16)
     parser.add_argument("--hnsw-efc", type=int, default=40)
     parser.add_argument("--hnsw-cache", default="", help="save/reuse the built index here")
+    parser.add_argument("--hnsw-ef", default="32,64,128,256", help="efSearch values to measure")
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.hnsw_ef = [int(s) for s in args.hnsw_ef.split(",")]
     out: dict[str, Any] = {"load_avg_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="kt-bench-") as tmp:
         work = Path(tmp)
