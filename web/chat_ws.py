@@ -202,7 +202,18 @@ class _Connection:
             self.sent_seq = int(events[-1]["seq"])
 
     async def _forward(self, sub: Subscription) -> None:
-        """Hub frames → socket, exactly once each and in ``seq`` order."""
+        """Hub frames → socket, exactly once each and in ``seq`` order. If this fails (database
+        gone during a gap refill), the socket is closed so the client reconnects and resumes."""
+        try:
+            await self._forward_loop(sub)
+        except (_ClosedError, WebSocketDisconnect, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("forwarding failed")
+            with contextlib.suppress(_ClosedError):
+                await self.close(1011, "internal error; reconnect")
+
+    async def _forward_loop(self, sub: Subscription) -> None:
         while True:
             batch = [await sub.get()]
             while (more := sub.get_nowait()) is not None:

@@ -23,8 +23,10 @@ from bot.store.migrate import upgrade
 from web.app import create_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _wsfakes import FakeRuntime
+from pg import PgCluster, pg_cluster
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "protocol.schema.json"
 
@@ -121,6 +123,13 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
 @pytest.fixture
 def server(start_server: StartServer) -> ServerThread:
     return start_server()
+
+
+@pytest.fixture(scope="session")
+def web_pg() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster for the websocket tests on PostgreSQL."""
+    with pg_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _wsutil import frame_validator, open_client, server, start_server
+from _wsutil import frame_validator, open_client, server, start_server, web_pg
 
-__all__ = ["frame_validator", "open_client", "server", "start_server"]
+__all__ = ["frame_validator", "open_client", "server", "start_server", "web_pg"]
