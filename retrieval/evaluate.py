@@ -144,6 +144,7 @@ def evaluate_retrieval(
     *,
     embedder: Embedder | Callable[[KnowledgeBase], Embedder],
     fusion: EvalFusion | None = None,
+    weight: float | None = None,
     k: int = 5,
     answer_threshold: float = 0.5,
     skip_invalid: bool = False,
@@ -152,7 +153,7 @@ def evaluate_retrieval(
     """Index ``kb_path`` into a temporary directory and run every query through the bot's
     retriever. ``embedder`` may be a factory given the loaded knowledge base (so the
     ``auto`` backend can look at its languages); ``fusion=None`` keeps the retriever's
-    default, i.e. what the bot uses."""
+    default, i.e. what the bot uses; ``weight`` sets the dense weight of ``weighted``."""
     from retrieval.reindex import reindex
     from retrieval.search import load_retriever
 
@@ -168,6 +169,8 @@ def evaluate_retrieval(
             retriever = load_retriever(index_dir, embedder=emb)
         else:
             retriever = load_retriever(index_dir, embedder=emb, fusion=fusion)
+        if weight is not None:
+            retriever.weight = weight
         retriever.search(queries[0].query if queries else "warm-up", k=depth)  # load models
         results: list[QueryResult] = []
         for q in queries:

@@ -54,6 +54,10 @@ def retrieval(
             "--fusion", help="rrf | weighted | dense | lexical (default: what the bot uses)."
         ),
     ] = None,
+    weight: Annotated[
+        float | None,
+        typer.Option("--weight", min=0.0, max=1.0, help="Dense weight for --fusion weighted."),
+    ] = None,
     backend: Annotated[
         str | None,
         typer.Option("--backend", help="Embedding backend (default: the configured one)."),
@@ -89,6 +93,7 @@ def retrieval(
                 queries,
                 embedder=factory,
                 fusion=fusion,  # type: ignore[arg-type]
+                weight=weight,
                 k=k,
                 answer_threshold=settings.answer_threshold,
                 skip_invalid=skip_invalid,

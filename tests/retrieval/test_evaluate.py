@@ -130,3 +130,12 @@ def test_unknown_expected_id_is_an_error(files: tuple[Path, Path], tmp_path: Pat
     queries.write_text("query,expected_id\nreset my password,nope\n", encoding="utf-8")
     with pytest.raises(RetrievalError, match=r"bad\.csv:2: .*unknown entry id"):
         evaluate_retrieval(files[0], queries, embedder=TrigramEmbedder())
+
+
+def test_weight_sets_the_dense_share_of_weighted_fusion(files: tuple[Path, Path]) -> None:
+    faq, queries = files
+    embedder = TrigramEmbedder()
+    dense = evaluate_retrieval(faq, queries, embedder=embedder, fusion="dense")
+    all_dense = evaluate_retrieval(faq, queries, embedder=embedder, fusion="weighted", weight=1.0)
+    assert [r.top_id for r in all_dense.rows] == [r.top_id for r in dense.rows]
+    assert all_dense.fusion == "weighted"
