@@ -134,14 +134,14 @@ def web_pg() -> Iterator[PgCluster]:
 
 @pytest.fixture(scope="session")
 def frame_validator() -> Callable[[dict[str, Any]], None]:
+    """Validates a frame against ``#/$defs/ServerFrame`` (or ``ClientFrame`` if ``client``)."""
     schema = json.loads(SCHEMA_PATH.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
-    validator = jsonschema.Draft202012Validator(
-        {**schema, "oneOf": [{"$ref": "#/$defs/ServerFrame"}]}
-    )
+    server = jsonschema.Draft202012Validator({**schema, "oneOf": [{"$ref": "#/$defs/ServerFrame"}]})
+    client = jsonschema.Draft202012Validator({**schema, "oneOf": [{"$ref": "#/$defs/ClientFrame"}]})
 
-    def check(frame: dict[str, Any]) -> None:
-        validator.validate(frame)
+    def check(frame: dict[str, Any], *, from_client: bool = False) -> None:
+        (client if from_client else server).validate(frame)
 
     return check
 
@@ -156,6 +156,8 @@ class Client:
         self.history: list[dict[str, Any]] = []
 
     async def send(self, frame: dict[str, Any]) -> None:
+        """Send a well-formed client frame (schema-checked; bad frames go via ``ws.send``)."""
+        self.check(frame, from_client=True)  # type: ignore[call-arg]
         await self.ws.send(json.dumps(frame))
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
