@@ -132,6 +132,7 @@ def create_app(
             signer=signer_from_settings(settings),
             limits=Limits.from_settings(settings),
             rate=RateLimiter(settings.rate_limit_per_minute),
+            single_process=isinstance(the_hub, InProcessHub),
         )
         ref.append(services)
         if runtime is None:  # an injected runtime (tests) is left alone

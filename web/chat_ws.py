@@ -170,6 +170,8 @@ class _Connection:
             else:
                 self.cid = cid
                 self.lang = conv.lang or lang or self.lang
+                if self.s.single_process:
+                    await self.s.turns.finish_interrupted(cid, self.lang)
                 return True, min(hello.last_seq, conv.last_seq), conv.handoff_state
         created = await self.s.db.write(lambda s: writes.create_conversation(s, lang=lang))
         self.cid = created.id

@@ -42,6 +42,7 @@ class Services:
     limits: Limits
     rate: RateLimiter
     reload_task: Any = None
+    single_process: bool = True  # InProcessHub: no other replica can be running a turn
 
 
 def get_services(request: Request) -> Services:

@@ -35,6 +35,10 @@ _CACHE_SIZE = 20_000
 _END = object()
 
 
+class _NothingToDo(Exception):  # noqa: N818 - control flow inside a write (rolls it back)
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class Submitted:
     turn_id: str
@@ -105,6 +109,7 @@ class TurnRunner:
         self._turn_locks = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
         self._history: OrderedDict[str, _History] = OrderedDict()
+        self._running: dict[str, int] = {}  # turns started or queued, per conversation
         self.first_token_ms: list[float] = []  # recent time-to-first-token samples (server side)
 
     def conversation_created(self, conversation_id: str, lang: str | None) -> None:
@@ -127,6 +132,7 @@ class TurnRunner:
 
         turn_id, new, handoff, seq = await self.events.write(conversation_id, op)
         if new and handoff != "human":  # while a human agent answers, the bot stays quiet
+            self._running[conversation_id] = self._running.get(conversation_id, 0) + 1
             self._spawn(self._run(conversation_id, turn_id, text, seq, handoff, received))
         return Submitted(turn_id, new)
 
@@ -224,6 +230,50 @@ class TurnRunner:
             await queue.put(_END)
 
     async def _run(
+        self,
+        conversation_id: str,
+        turn_id: str,
+        text: str,
+        user_seq: int,
+        handoff: str,
+        received: float,
+    ) -> None:
+        try:
+            await self._run_locked(conversation_id, turn_id, text, user_seq, handoff, received)
+        finally:
+            left = self._running.get(conversation_id, 1) - 1
+            if left > 0:
+                self._running[conversation_id] = left
+            else:
+                self._running.pop(conversation_id, None)
+
+    async def finish_interrupted(self, conversation_id: str, lang: str) -> bool:
+        """If the conversation's last turn never finished (the process running it died) and no
+        turn of it runs here, end it with a partial ``done`` so clients stop waiting. Only for
+        single-process deployments (with several replicas the turn may run elsewhere)."""
+
+        def op(s: Session) -> tuple[list[StoredEvent], bool]:
+            # checked under the conversation's write lock: a turn submitted concurrently has
+            # registered itself by now
+            if self._running.get(conversation_id):
+                return [], False
+            kind, turn_id = writes.last_turn_state(s, conversation_id)
+            if kind != "user_message" or turn_id is None:
+                return [], False
+            done = Done(turn_id=turn_id, mode="fallback", answered=False, lang=lang, partial=True)
+            stored, handoff = writes.append_events_with_state(
+                s, conversation_id, [_to_new_event(done, turn_id)]
+            )
+            if handoff == "human":  # the agent answers these; nothing was interrupted
+                raise _NothingToDo
+            return stored, True
+
+        try:
+            return await self.events.write(conversation_id, op)
+        except _NothingToDo:
+            return False
+
+    async def _run_locked(
         self,
         conversation_id: str,
         turn_id: str,

@@ -192,3 +192,18 @@ def turn_exists(session: Session, conversation_id: str, turn_id: str) -> bool:
         .limit(1)
     )
     return found is not None
+
+
+def last_turn_state(session: Session, conversation_id: str) -> tuple[str | None, str | None]:
+    """``(type, turn_id)`` of the newest ``user_message`` / ``done`` / ``error`` event: a
+    ``user_message`` there means the last turn has not finished."""
+    row = session.execute(
+        select(EventRow.type, EventRow.turn_id)
+        .where(
+            EventRow.conversation_id == conversation_id,
+            EventRow.type.in_(["user_message", "done", "error"]),
+        )
+        .order_by(EventRow.seq.desc())
+        .limit(1)
+    ).one_or_none()
+    return (row[0], row[1]) if row else (None, None)

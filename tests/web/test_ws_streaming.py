@@ -8,6 +8,9 @@ from typing import Any
 from _wsfakes import ANSWER, FakeRuntime, answer_tokens
 from _wsutil import OpenClient, ServerThread, StartServer
 
+from bot.store import Database, NewEvent, writes
+from web.tokens import TokenSigner
+
 
 def _text(frames: list[dict[str, Any]]) -> str:
     return "".join(f["text"] for f in frames if f["type"] == "token")
@@ -132,3 +135,37 @@ async def test_resent_message_id_is_never_answered_twice(
     assert await c.roundtrip_ping() == []
     assert [f["type"] for f in frames].count("user_message") == 1
     assert runtime.engine.calls == 1
+
+
+async def test_turn_interrupted_by_a_crash_is_finished_as_partial_on_resume(
+    server: ServerThread, open_client: OpenClient
+) -> None:
+    # what a kill -9 mid-answer leaves behind: the user message and some tokens, no `done`
+    db = Database(server.settings.effective_database_url)
+    try:
+        conv = await db.write(lambda s: writes.create_conversation(s, lang="en"))
+        await db.write(
+            lambda s: writes.append_events(
+                s,
+                conv.id,
+                [
+                    NewEvent("user_message", {"message_id": "k", "text": "hi"}, "t-dead"),
+                    NewEvent("token", {"text": "Half an ans"}, "t-dead"),
+                ],
+            )
+        )
+    finally:
+        await db.dispose()
+    secret = server.settings.token_secret
+    assert secret is not None
+    token = TokenSigner(secret.get_secret_value().encode(), 60).issue(conv.id)
+    c = await open_client(server.ws_url)
+    await c.hello(conversation_id=conv.id, token=token, last_seq=0)
+    assert [e["type"] for e in c.history] == ["user_message", "token", "done"]
+    done = c.history[-1]
+    assert done["turn_id"] == "t-dead" and done["partial"] is True and done["answered"] is False
+    c2 = await open_client(server.ws_url)  # repaired once, not again
+    await c2.hello(conversation_id=conv.id, token=token, last_seq=0)
+    assert [e["seq"] for e in c2.history] == [1, 2, 3]
+    await c2.send({"type": "message", "message_id": "k2", "text": "again"})
+    assert (await c2.until("done"))[0]["seq"] == 4
