@@ -4,9 +4,11 @@
   row; passages are one row (heading + text). The top rows are collapsed to entries by
   their best phrasing, whose exact cosine is then computed from the stored vectors.
 * **Lexical**: BM25 over entries (phrasings + answer + tags), see :mod:`retrieval.lexical`.
-* **Fusion** orders the candidates: ``"rrf"`` (reciprocal rank fusion, k=60), ``"weighted"``
-  (``weight·cosine + (1-weight)·bm25/max_bm25``), or ``"dense"``/``"lexical"`` alone
-  (for evaluation).
+* **Fusion** orders the candidates: ``"weighted"`` (default:
+  ``weight·cosine + (1-weight)·bm25/max_bm25``, weight per embedder family, see
+  :data:`FUSION_WEIGHTS`), ``"rrf"`` (reciprocal rank fusion, k=60), or
+  ``"dense"``/``"lexical"`` alone (for evaluation). RRF gives BM25 an equal vote and loses
+  11 points of hit@1 on StackFAQ, hence the weighted default (docs/benchmarks.md).
 * **Calibrated score** (``Hit.score``, in [0, 1]) is independent of the fusion order, see
   :mod:`retrieval.calibration`.
 * **Language**: with ``lang``, entries in that language come first; another language's hit
@@ -38,6 +40,16 @@ from retrieval.types import Embedder, Hit, Vectors
 log = logging.getLogger(__name__)
 Fusion = Literal["rrf", "weighted", "dense", "lexical"]
 _T = TypeVar("_T")
+
+# Dense weight of the "weighted" fusion per embedder family, chosen on development queries
+# only (StackFAQ dev half for MiniLM, covid_faq_de dev for e5 and USE; bench_retrieval_quality).
+FUSION_WEIGHTS = {"minilm": 0.9, "sentence-transformers": 0.9, "e5": 0.95, "use": 0.8}
+
+
+def fusion_weight_for(model: str) -> float:
+    return FUSION_WEIGHTS.get(model.split(":", 1)[0], 0.9)
+
+
 RRF_K = 60
 
 
@@ -155,8 +167,8 @@ class HybridRetriever:
         index_dir: Path,
         embedder: Embedder,
         *,
-        fusion: Fusion = "rrf",
-        weight: float = 0.7,
+        fusion: Fusion = "weighted",
+        weight: float | None = None,
         reranker: Reranker | None = None,
         calibration: Calibration | None = None,
         candidates: int = 50,
@@ -316,6 +328,7 @@ class HybridRetriever:
         return cands
 
     def _fuse(self, cands: list[_Candidate], mode: Fusion) -> None:
+        weight = self.weight if self.weight is not None else fusion_weight_for(self.embedder.name)
         top_bm25 = max((c.bm25 for c in cands), default=0.0) or 1.0
         for c in cands:
             if mode == "dense":
@@ -323,7 +336,7 @@ class HybridRetriever:
             elif mode == "lexical":
                 c.fused = c.bm25
             elif mode == "weighted":
-                c.fused = self.weight * c.cosine + (1 - self.weight) * c.bm25 / top_bm25
+                c.fused = weight * c.cosine + (1 - weight) * c.bm25 / top_bm25
             else:
                 c.fused = 1.0 / (RRF_K + c.dense_rank) + (
                     1.0 / (RRF_K + c.lexical_rank) if c.lexical_rank else 0.0
@@ -356,7 +369,7 @@ def load_retriever(
     index_dir: Path,
     *,
     embedder: Embedder | None = None,
-    fusion: Fusion = "rrf",
+    fusion: Fusion = "weighted",
     reranker: Reranker | None = None,
     auto_reload_s: float | None = 2.0,
 ) -> HybridRetriever:

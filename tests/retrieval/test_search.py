@@ -66,6 +66,7 @@ def test_hybrid_beats_dense_on_a_lexical_case(tmp_path: Path) -> None:
     query = "Do you ship with DHL?"
     assert retriever.search(query, k=1, fusion="dense")[0].entry_id == "dpd"
     assert retriever.search(query, k=1, fusion="rrf")[0].entry_id == "carrier"
+    retriever.weight = 0.5  # the per-family default (0.9) trusts the dense ranker more
     assert retriever.search(query, k=1, fusion="weighted")[0].entry_id == "carrier"
     assert retriever.search(query, k=1, fusion="lexical")[0].entry_id == "carrier"
 
@@ -144,3 +145,12 @@ def test_reload_follows_a_new_model_only_when_asked(
     assert following.reload_if_changed() is True
     assert following.embedder.name == "fake:small"
     assert following.search("reset password", k=1)[0].entry_id == "pw"
+
+
+def test_default_fusion_is_weighted_with_family_weight(index_dir: Path) -> None:
+    from retrieval.search import fusion_weight_for
+
+    retriever = HybridRetriever(index_dir, FakeEmbedder())
+    assert retriever.fusion == "weighted"
+    assert fusion_weight_for("minilm:all-MiniLM-L6-v2") == 0.9
+    assert fusion_weight_for("e5:multilingual-e5-small-q4") == 0.95
