@@ -156,8 +156,9 @@ def search(
     k: Annotated[int, typer.Option("-k", "--k", help="Number of hits.", min=1)] = 5,
     lang: Annotated[str | None, typer.Option("--lang", help="Prefer this language.")] = None,
     fusion: Annotated[
-        str, typer.Option("--fusion", help="rrf | weighted | dense | lexical (ordering only).")
-    ] = "rrf",
+        str,
+        typer.Option("--fusion", help="weighted (default) | rrf | dense | lexical (ordering)."),
+    ] = "weighted",
 ) -> None:
     """Search the index (hybrid dense + BM25) and show ranked hits with scores."""
     from retrieval import store
