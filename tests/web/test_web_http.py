@@ -62,11 +62,13 @@ async def test_pages_serve_widget_files_with_types_and_cors(
         index = await http.get("/")
         svg = await http.get("/static/icons/a.svg")
         theming = await http.get("/demo/theming")
+        head = await http.head("/widget.js")
         escape = await http.get("/static/..%2Foutside.txt")
         escape2 = await http.get("/static/%2e%2e/outside.txt")
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     assert js.headers["access-control-allow-origin"] == "*"
     assert "max-age" in js.headers["cache-control"]
+    assert head.status_code == 200 and head.headers["content-type"] == js.headers["content-type"]
     assert css.headers["content-type"].startswith("text/css")
     assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
     assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"

@@ -38,27 +38,27 @@ def _file(path: Path, *, cache: str, cors: bool = False) -> FileResponse:
     return FileResponse(path, media_type=media or "application/octet-stream", headers=headers)
 
 
-@router.get("/widget.js", include_in_schema=False)
+@router.api_route("/widget.js", methods=["GET", "HEAD"], include_in_schema=False)
 async def widget_js() -> FileResponse:
     return _file(WIDGET_DIR / "widget.js", cache=_SHORT_CACHE, cors=True)
 
 
-@router.get("/widget.css", include_in_schema=False)
+@router.api_route("/widget.css", methods=["GET", "HEAD"], include_in_schema=False)
 async def widget_css() -> FileResponse:
     return _file(WIDGET_DIR / "widget.css", cache=_SHORT_CACHE, cors=True)
 
 
-@router.get("/", include_in_schema=False)
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 async def demo_index() -> FileResponse:
     return _file(WIDGET_DIR / "demo" / "index.html", cache=_PAGE_CACHE)
 
 
-@router.get("/demo/theming", include_in_schema=False)
+@router.api_route("/demo/theming", methods=["GET", "HEAD"], include_in_schema=False)
 async def demo_theming() -> FileResponse:
     return _file(WIDGET_DIR / "demo" / "theming.html", cache=_PAGE_CACHE)
 
 
-@router.get("/static/{path:path}", include_in_schema=False)
+@router.api_route("/static/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
 async def static(path: str) -> FileResponse:
     root = WIDGET_DIR.resolve()
     target = (root / path).resolve()
