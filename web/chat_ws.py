@@ -133,11 +133,19 @@ class _Connection:
         except (_ClosedError, WebSocketDisconnect):
             if self.cid:
                 log.info("ws closed", extra={"sent_seq": self.sent_seq})
-        except (SQLAlchemyError, StoreError, OSError):
+        except (SQLAlchemyError, StoreError):
             log.exception("store failure on websocket")
-            with contextlib.suppress(Exception):
-                await self.send(error_frame("KT800", "The conversation store is unavailable."))
-                await self.ws.close(1011, "store unavailable")
+            await self._fail("KT800", "The conversation store is unavailable.")
+        except OSError:  # the peer went away while we were sending (ClientDisconnected)
+            log.info("ws closed", extra={"sent_seq": self.sent_seq})
+        except Exception:
+            log.exception("websocket handler failed")
+            await self._fail("internal", "Internal error; reconnect to continue.")
+
+    async def _fail(self, code: str, message: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.send(error_frame(code, message))
+            await self.ws.close(1011, message[:100])
 
     async def _await_hello(self) -> Hello:
         while True:

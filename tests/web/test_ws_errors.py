@@ -155,3 +155,29 @@ async def test_frames_are_json_objects_with_type(
     await c.hello()
     await c.ws.send(json.dumps({"type": "typing"}))
     assert await c.roundtrip_ping() == []
+
+
+async def test_database_failure_is_a_clear_error_and_the_server_recovers(
+    server: ServerThread, open_client: OpenClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    services = server.config.app.state.services  # type: ignore[attr-defined]
+
+    async def down(*_: object, **__: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("database is down"))
+
+    c = await open_client(server.ws_url)
+    await c.hello()
+    monkeypatch.setattr(services.events, "write", down)
+    await c.send({"type": "message", "message_id": "lost?", "text": "hello"})
+    err = await c.recv()
+    assert (err["type"], err["code"]) == ("error", "KT800")
+    with pytest.raises(ConnectionClosed) as info:
+        await asyncio.wait_for(c.ws.recv(), 5)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1011
+    monkeypatch.undo()  # the database is back
+    again = await open_client(server.ws_url)
+    await again.hello()
+    await again.send({"type": "message", "message_id": "m", "text": "hello"})
+    assert (await again.until("done"))[0]["type"] == "user_message"
