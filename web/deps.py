@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,7 +42,7 @@ class Services:
     signer: TokenSigner
     limits: Limits
     rate: RateLimiter
-    reload_task: Any = None
+    reload_task: asyncio.Task[None] | None = None
     single_process: bool = True  # InProcessHub: no other replica can be running a turn
 
 
