@@ -69,7 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "--n_ctx",
         "2048",
         "--n_threads",
-        "2",
+        "1",  # OpenMP busy-waits: 2 threads on a shared 2-core machine are several times slower
         "--model_alias",
         "smollm2",
     ]
@@ -77,7 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         cmd,
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),  # a file: the server logs ~200 KB, a pipe would block it
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"},
     )
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 90
@@ -168,3 +168,19 @@ async def test_killed_server_degrades_to_extractive_and_opens_circuit(server: Se
         assert events[-1].mode == "extractive" and events[-1].answered
         assert not of_type(events, "error")  # nothing was streamed yet: a clean degrade
     assert breaker.state == "open"
+
+
+async def test_llamacpp_provider_in_process_streams() -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    settings = Settings(
+        llm_provider="llamacpp", llm_model_path=_gguf(), llm_max_tokens=8, llm_temperature=0.0
+    )
+    provider = make_provider(settings)
+    assert provider is not None and provider.name == "llamacpp" and not provider.supports_tools
+    engine = Engine(
+        nlu=FakeNLU(), retriever=FakeRetriever(TABLE), settings=settings, provider=provider
+    )
+    events = await collect(engine.turn("delivery time?", ConversationContext("c"), turn_id="l"))
+    assert events[-1].mode == "generative" and len(of_type(events, "token")) >= 2
+    assert of_type(events, "sources")[0].items[0].id == "en-ship-01"
+    assert events[-1].usage["output_tokens"] > 0 and "estimated" not in events[-1].usage
