@@ -55,6 +55,12 @@ def reindex(
         bool,
         typer.Option("--skip-invalid", help="Leave out invalid entries/files (listed) and go on."),
     ] = False,
+    show_duplicates: Annotated[
+        int,
+        typer.Option(
+            "--show-duplicates", min=0, help="Duplicate pairs to list (most similar first)."
+        ),
+    ] = 20,
 ) -> None:
     """Build or update the search index from a knowledge folder (incremental by default)."""
     from knowledge.loaders import load_knowledge
@@ -108,7 +114,7 @@ def reindex(
             )
         except RetrievalError as exc:
             raise _fail(str(exc)) from None
-    _print_report(report, root)
+    _print_report(report, root, show_duplicates)
 
 
 def _configured_name(settings: Settings, languages: Iterable[str]) -> str:
@@ -116,7 +122,7 @@ def _configured_name(settings: Settings, languages: Iterable[str]) -> str:
     return make_embedder(settings, languages).name
 
 
-def _print_report(report: ReindexReport, root: Path) -> None:
+def _print_report(report: ReindexReport, root: Path, show_duplicates: int) -> None:
     title = "Reindex (dry run)" if report.dry_run else "Reindex"
     table = Table(title=f"{title}: {root}", show_header=False)
     table.add_column(style="bold")
@@ -136,11 +142,16 @@ def _print_report(report: ReindexReport, root: Path) -> None:
     state = str(report.build) if report.build else ("nothing written" if report.dry_run else "")
     table.add_row("build", state or "up to date, nothing written")
     console.print(table)
-    if report.duplicates:
-        dups = Table(title="Duplicate questions")
+    if report.duplicates and show_duplicates:
+        shown = report.duplicates[:show_duplicates]
+        more = len(report.duplicates) - len(shown)
+        dups = Table(
+            title="Duplicate questions",
+            caption=f"… and {more} more (--show-duplicates N)" if more else None,
+        )
         for col in ("similarity", "entry", "other entry", "text"):
             dups.add_column(col)
-        for d in report.duplicates:
+        for d in shown:
             dups.add_row(
                 f"{d.similarity:.2f}",
                 f"{d.a_id}\n{d.a_location}",

@@ -120,3 +120,9 @@ def test_search_fusion_option(kb: Path) -> None:
     result = runner.invoke(app, ["search", "password", "--fusion", "magic"])
     assert result.exit_code == 1
     assert "rrf" in result.output
+
+
+def test_duplicate_listing_is_capped(kb: Path) -> None:
+    result = runner.invoke(app, ["reindex", "--show-duplicates", "0"])
+    assert result.exit_code == 0, result.output
+    assert "duplicates" in result.output and "faq.yaml:10" not in result.output
