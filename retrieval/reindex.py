@@ -337,8 +337,11 @@ def _merge(
     return sorted(out, key=lambda p: (-p.similarity, p.a_location, p.b_location))
 
 
+_PAIR_FIELDS = tuple(f.name for f in fields(DuplicatePair))
+
+
 def _pair_dict(pair: DuplicatePair) -> dict[str, Any]:
-    return {f.name: getattr(pair, f.name) for f in fields(pair)}
+    return {name: getattr(pair, name) for name in _PAIR_FIELDS}
 
 
 def _relocate(

@@ -189,8 +189,11 @@ def check_model(manifest: Manifest, configured: str) -> None:
 
 
 # --- entries and rows -------------------------------------------------------------------
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+
+
 def entry_to_dict(entry: Entry) -> dict[str, Any]:
-    data: dict[str, Any] = {f.name: getattr(entry, f.name) for f in fields(entry)}
+    data: dict[str, Any] = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
     data["kind"] = entry.kind.value
     data["alt_questions"] = list(entry.alt_questions)
     data["tags"] = list(entry.tags)
