@@ -23,6 +23,7 @@ from bot.conversation import ChatEngine
 from bot.errors import KlartextError, StoreError
 from bot.store import Database
 from bot.store.migrate import current_revision_async, head_revision
+from web.api import install as install_api
 from web.chat_ws import router as ws_router
 from web.deps import RuntimeLike, Services
 from web.eventlog import EventLog
@@ -168,4 +169,5 @@ def create_app(
     app.include_router(health_router)
     app.include_router(ws_router)
     app.include_router(pages_router)
+    install_api(app)
     return app

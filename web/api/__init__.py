@@ -1,0 +1,20 @@
+"""The CRM REST API (``/api/v1``, see ``docs/api.md``): API-key auth with scopes,
+conversations and human handoff."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from web.api.conversations import router as conversations_router
+from web.api.errors import install_error_handlers
+from web.api.handoff import router as handoff_router
+
+
+def install(app: FastAPI) -> None:
+    """Add the API's routers and its error handlers (stable ``{"error": {...}}`` bodies)."""
+    install_error_handlers(app)
+    app.include_router(conversations_router)
+    app.include_router(handoff_router)
+
+
+__all__ = ["install"]
