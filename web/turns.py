@@ -33,6 +33,8 @@ HISTORY_TURNS = 10
 _HISTORY_EVENTS = 600
 _CACHE_SIZE = 20_000
 _END = object()
+# while a human agent has (or is about to take) the conversation, the bot stays quiet
+_BOT_QUIET = frozenset({"pending_human", "human"})
 
 
 class _NothingToDo(Exception):  # noqa: N818 - control flow inside a write (rolls it back)
@@ -131,7 +133,7 @@ class TurnRunner:
             return stored, (turn_id, True, handoff, stored[0].seq)
 
         turn_id, new, handoff, seq = await self.events.write(conversation_id, op)
-        if new and handoff != "human":  # while a human agent answers, the bot stays quiet
+        if new and handoff not in _BOT_QUIET:
             self._running[conversation_id] = self._running.get(conversation_id, 0) + 1
             self._spawn(self._run(conversation_id, turn_id, text, seq, handoff, received))
         return Submitted(turn_id, new)
@@ -264,7 +266,7 @@ class TurnRunner:
             stored, handoff = writes.append_events_with_state(
                 s, conversation_id, [_to_new_event(done, turn_id)]
             )
-            if handoff == "human":  # the agent answers these; nothing was interrupted
+            if handoff in _BOT_QUIET:  # the agent answers these; nothing was interrupted
                 raise _NothingToDo
             return stored, True
 
