@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 CHROMIUM = os.environ.get("KLARTEXT_CHROMIUM", "/usr/bin/chromium")
@@ -74,6 +76,7 @@ class KlartextServer:
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = data_dir / "server.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self.agent_key = ""
 
     def prepare(self, index_cache: Path | None = None) -> None:
         """Migrate a fresh SQLite database and build the demo index with the real CLI
@@ -83,6 +86,7 @@ class KlartextServer:
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         upgrade(f"sqlite+aiosqlite:///{self.data_dir / 'klartext.db'}")
+        self.agent_key = self._create_agent_key()
         index = self.data_dir / "index"
         cached = index_cache / index_fingerprint() if index_cache else None
         if cached is not None and cached.is_dir():
@@ -105,6 +109,33 @@ class KlartextServer:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(index, tmp)
             tmp.rename(cached)
+
+    def _create_agent_key(self) -> str:
+        """An API key with scope ``agent`` (``klartext apikey create``), for posting agent
+        messages through the handoff API as a CRM would."""
+        args = ["apikey", "create", "--name", "browser-tests", "--scopes", "agent"]
+        done = subprocess.run(
+            [str(VENV_BIN / "klartext"), *args],
+            cwd=ROOT,
+            env=_env(self.data_dir),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        keys = [w for w in done.stdout.split() if w.startswith("kt_")]
+        if not keys:
+            raise RuntimeError(f"no key in `klartext apikey create` output:\n{done.stdout}")
+        return keys[-1]
+
+    def post_agent_message(self, conversation_id: str, text: str, agent_name: str) -> None:
+        resp = httpx.post(
+            f"{self.url}/api/v1/conversations/{conversation_id}/messages",
+            json={"text": text, "agent_name": agent_name},
+            headers={"Authorization": f"Bearer {self.agent_key}"},
+            timeout=10,
+        )
+        resp.raise_for_status()
 
     def start(self) -> None:
         log = self.log_path.open("ab")

@@ -29,7 +29,6 @@ def test_talk_to_a_human_shows_the_handoff_state(
     assert handoff["state"] == "pending_human" and handoff["reason"] == "user_request"
     # The live region announced the status change.
     expect(w(page, ".live[aria-live=polite]")).to_contain_text("human agent")
-    page.screenshot(path=str(shots / "widget-handoff.png"))
 
     # After a reload the state comes back from the server (welcome.handoff_state + history).
     page.reload()
@@ -37,28 +36,32 @@ def test_talk_to_a_human_shows_the_handoff_state(
     expect(w(page, ".notice.handoff")).to_have_count(1)
 
 
-def test_agent_messages_render_distinctly(page: Page, server: KlartextServer) -> None:
-    """An `agent_message` event (sent by the CRM side) renders with the agent's name, apart
-    from bot answers, and moves a pending handoff to 'human'. Fed through the real handler."""
+def test_agent_messages_from_the_handoff_api_render_distinctly(
+    page: Page, server: KlartextServer, shots: Path
+) -> None:
+    """A CRM posts an agent message through the handoff API; the widget shows it live, with the
+    agent's name, apart from bot answers, and the banner switches to 'human'."""
     page.goto(server.url + "/")
     open_widget(page)
-    page.evaluate(
-        """() => {
-          const el = document.querySelector('klartext-chat');
-          const seq = el._lastSeq;
-          el._onFrame({type: 'handoff', seq: seq + 1, reason: 'user_request',
-                       state: 'pending_human'});
-          el._onFrame({type: 'agent_message', seq: seq + 2, agent_name: 'Lena',
-                       text: 'Hi, I am **Lena** from the Nordcraft team.'});
-        }"""
+    ask(page, "Where is my parcel? It has not arrived.")
+    wait_answers(page, 1)
+    w(page, ".human").click()
+    expect(w(page, ".banner.handoff")).to_contain_text("Waiting", timeout=ANSWER_TIMEOUT_MS)
+    cid = page.evaluate("() => document.querySelector('klartext-chat').conversationId")
+    server.post_agent_message(
+        cid, "Hi, I'm **Lena** from the Nordcraft team. Let me check.", "Lena"
     )
+
     agent = w(page, ".row.agent")
-    expect(agent).to_have_count(1)
+    expect(agent).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
     expect(agent.locator(".by")).to_contain_text("Lena")
     expect(agent.locator(".bubble strong")).to_have_text("Lena")
     expect(w(page, ".banner.handoff")).to_contain_text("chatting with a human agent")
+    expect(w(page, ".live")).to_contain_text("Lena")
     bg_agent = agent.locator(".bubble").evaluate("el => getComputedStyle(el).backgroundColor")
     bg_bot = w(page, ".row.bot .bubble").first.evaluate(
         "el => getComputedStyle(el).backgroundColor"
     )
     assert bg_agent != bg_bot
+    page.wait_for_timeout(200)
+    page.screenshot(path=str(shots / "widget-handoff.png"))

@@ -1156,7 +1156,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
           const idx = this._outbox.findIndex((m) => m.message_id === ev.message_id);
           if (idx >= 0) { this._outbox.splice(idx, 1); this._save({ outbox: this._outbox }); }
           this._userBubble(ev.message_id, ev.text, null);
-          if (tid) this._awaiting = tid;
+          if (tid && this._handoff !== "human") this._awaiting = tid; // agents answer in their own time
           this._el.sugs.replaceChildren();
           break;
         }
