@@ -128,10 +128,11 @@ class KlartextServer:
             raise RuntimeError(f"no key in `klartext apikey create` output:\n{done.stdout}")
         return keys[-1]
 
-    def post_agent_message(self, conversation_id: str, text: str, agent_name: str) -> None:
+    def agent_api(self, conversation_id: str, action: str, body: dict[str, str]) -> None:
+        """``POST /api/v1/conversations/{id}/{action}`` with the agent key (messages, release…)."""
         resp = httpx.post(
-            f"{self.url}/api/v1/conversations/{conversation_id}/messages",
-            json={"text": text, "agent_name": agent_name},
+            f"{self.url}/api/v1/conversations/{conversation_id}/{action}",
+            json=body,
             headers={"Authorization": f"Bearer {self.agent_key}"},
             timeout=10,
         )

@@ -48,9 +48,8 @@ def test_agent_messages_from_the_handoff_api_render_distinctly(
     w(page, ".human").click()
     expect(w(page, ".banner.handoff")).to_contain_text("Waiting", timeout=ANSWER_TIMEOUT_MS)
     cid = page.evaluate("() => document.querySelector('klartext-chat').conversationId")
-    server.post_agent_message(
-        cid, "Hi, I'm **Lena** from the Nordcraft team. Let me check.", "Lena"
-    )
+    text = "Hi, I'm **Lena** from the Nordcraft team. Let me check."
+    server.agent_api(cid, "messages", {"text": text, "agent_name": "Lena"})
 
     agent = w(page, ".row.agent")
     expect(agent).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
@@ -65,3 +64,9 @@ def test_agent_messages_from_the_handoff_api_render_distinctly(
     assert bg_agent != bg_bot
     page.wait_for_timeout(200)
     page.screenshot(path=str(shots / "widget-handoff.png"))
+
+    # The agent hands back to the bot: banner gone, the button is offered again.
+    server.agent_api(cid, "release", {})
+    expect(w(page, ".banner.handoff")).to_be_hidden(timeout=ANSWER_TIMEOUT_MS)
+    expect(w(page, ".notice.handoff").last).to_contain_text("assistant again")
+    expect(w(page, ".human")).to_be_visible()
