@@ -118,12 +118,13 @@ async def test_queue_for_an_agent_and_bad_bodies(api: Api) -> None:
     bad_state = await api.call("POST", f"{BASE}/{cid}/handoff", "agent", json={"state": "bot"})
     assert bad_state.status_code == 422
     closed = await api.seed(status="closed", handoff_state="closed")
-    for path, body in (
+    attempts: list[tuple[str, dict[str, str] | None]] = [
         ("messages", {"text": "x", "agent_name": "A"}),
         ("handoff", None),
         ("release", None),
-    ):
-        r = await api.call("POST", f"{BASE}/{closed}/{path}", "agent", json=body)
+    ]
+    for path, payload in attempts:
+        r = await api.call("POST", f"{BASE}/{closed}/{path}", "agent", json=payload)
         assert (r.status_code, r.json()["error"]["code"]) == (409, "invalid_transition"), path
     missing = await api.call("POST", f"{BASE}/nope/release", "agent")
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
