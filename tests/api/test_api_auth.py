@@ -120,3 +120,10 @@ async def test_unknown_api_route_and_method_use_the_error_body(api_sqlite: Api) 
     assert (r.status_code, r.json()["error"]["code"]) == (405, "method_not_allowed")
     page = await api_sqlite.http.get("/no-such-page")  # outside /api: the default body
     assert page.status_code == 404 and "error" not in page.json()
+
+
+async def test_authentication_comes_before_validation(api_sqlite: Api) -> None:
+    r = await api_sqlite.call("GET", "/api/v1/conversations?limit=0&status=maybe", None)
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "missing_api_key")
+    r = await api_sqlite.call("POST", "/api/v1/conversations/x/messages", "read", json={})
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "insufficient_scope")
