@@ -118,6 +118,10 @@ class TurnRunner:
         """A new, empty conversation: its first turn needs no history read."""
         self._remember(conversation_id, _History(0, (), lang))
 
+    def forget(self, conversation_id: str) -> None:
+        """Drop the cached history of a deleted conversation (GDPR erasure)."""
+        self._remember(conversation_id, None)
+
     # --- client requests -------------------------------------------------------------------
     async def submit(self, conversation_id: str, message_id: str, text: str) -> Submitted:
         """Persist the user's message (idempotent on ``message_id``) and start its turn."""

@@ -187,10 +187,13 @@ async def test_delete_erases_the_conversation_and_everything_recorded(
             ]
 
     assert all(n > 0 for n in await counts(cid))
+    turns = api.server.config.app.state.services.turns
+    assert cid in turns._history  # the bot's cached context of the conversation
     other_before = await counts(other)
     r = await api.call("DELETE", f"{BASE}/{cid}", "admin")
     assert r.status_code == 204 and r.content == b""
     assert await counts(cid) == [0, 0, 0]
+    assert cid not in turns._history and other in turns._history
     assert await counts(other) == other_before
     gone = await api.call("GET", f"{BASE}/{cid}", "read")
     assert (gone.status_code, gone.json()["error"]["code"]) == (404, "not_found")

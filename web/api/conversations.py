@@ -168,4 +168,5 @@ async def delete(conversation_id: str, services: ServicesDep, _key: AdminKey) ->
         found = await delete_conversation(session, conversation_id)
     if not found:
         raise ApiError(404, "not_found", f"no conversation {conversation_id!r}")
+    services.turns.forget(conversation_id)
     return Response(status_code=204)
