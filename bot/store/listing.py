@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Select, and_, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.store.models import Conversation, EventRow, Feedback, MessageKey
 
@@ -172,12 +173,17 @@ async def timed_events(session: AsyncSession, conversation_id: str) -> list[Time
     return [TimedEvent(int(r[0]), r[1], r[2], dict(r[3]), utc(r[4])) for r in rows.all()]
 
 
-async def delete_conversation(session: AsyncSession, conversation_id: str) -> bool:
+def delete_conversation_sync(session: Session, conversation_id: str) -> bool:
     """Delete a conversation and everything recorded for it (GDPR erasure). The dependent
     rows are deleted explicitly, not only through ``ON DELETE CASCADE``, so the erasure does
     not depend on SQLite's ``foreign_keys`` pragma. ``False`` if there was no such conversation.
-    The caller commits."""
+    Runs inside ``Database.write`` (or the caller's transaction)."""
     for model in (EventRow, MessageKey, Feedback):
-        await session.execute(delete(model).where(model.conversation_id == conversation_id))
-    result = await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+        session.execute(delete(model).where(model.conversation_id == conversation_id))
+    result = session.execute(delete(Conversation).where(Conversation.id == conversation_id))
     return bool(getattr(result, "rowcount", 0))
+
+
+async def delete_conversation(session: AsyncSession, conversation_id: str) -> bool:
+    """:func:`delete_conversation_sync` for an ``AsyncSession`` (the caller commits)."""
+    return await session.run_sync(lambda s: delete_conversation_sync(s, conversation_id))

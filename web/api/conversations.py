@@ -18,7 +18,7 @@ from bot.store.listing import (
     MAX_LIMIT,
     BadCursorError,
     ConversationFilter,
-    delete_conversation,
+    delete_conversation_sync,
     get_conversation_row,
     list_conversations,
     timed_events,
@@ -164,8 +164,12 @@ async def reopen(conversation_id: str, services: ServicesDep, _key: AgentKey) ->
 @router.delete("/{conversation_id}", status_code=204, responses=responses(401, 403, 404))
 async def delete(conversation_id: str, services: ServicesDep, _key: AdminKey) -> Response:
     """Erase the conversation with its events, message ids and feedback (GDPR)."""
-    async with services.db.writing() as session:
-        found = await delete_conversation(session, conversation_id)
+
+    def erase(s: Session) -> tuple[list[StoredEvent], bool]:
+        return [], delete_conversation_sync(s, conversation_id)
+
+    # through the event log: serialised with the conversation's other writes in this process
+    found = await services.events.write(conversation_id, erase)
     if not found:
         raise ApiError(404, "not_found", f"no conversation {conversation_id!r}")
     services.turns.forget(conversation_id)
