@@ -106,13 +106,13 @@ def _embed(
     progress: Callable[[int, int], None] | None,
 ) -> Vectors:
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    if progress is not None:
+        progress(0, len(texts))  # before the first batch, which may load the model
     for start in range(0, len(texts), EMBED_BATCH):
         batch = texts[start : start + EMBED_BATCH]
         out[start : start + len(batch)] = embedder.embed(batch, kind="passage")
         if progress is not None:
             progress(start + len(batch), len(texts))
-    if progress is not None and not texts:
-        progress(0, 0)
     return out
 
 

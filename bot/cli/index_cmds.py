@@ -79,10 +79,9 @@ def reindex(
     languages = sorted(kb.languages)
     embedder_cache: list[Embedder] = []
 
-    def factory() -> Embedder:
+    def factory() -> Embedder:  # embedders load their model on the first embed() call
         if not embedder_cache:
-            with console.status("Loading the embedding model…"):
-                embedder_cache.append(make_embedder(settings, languages))
+            embedder_cache.append(make_embedder(settings, languages))
         return embedder_cache[0]
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
