@@ -171,6 +171,18 @@ def reindex(
     return report
 
 
+# ``duplicate_threshold`` is on MiniLM's cosine scale. Other models squeeze unrelated texts
+# closer to 1 (e5: ~0.75 vs MiniLM ~0.1), so their distances to 1 are scaled down: e5's
+# threshold for the default 0.92 is 1 - 0.08 * 0.28 = 0.978 (checked on the demo KB).
+DUPLICATE_DISTANCE_SCALE = {"e5": 0.28}
+
+
+def duplicate_cosine(threshold: float, model: str) -> float:
+    """The cosine at or above which two phrasings count as near-duplicates for ``model``."""
+    scale = DUPLICATE_DISTANCE_SCALE.get(model.split(":", 1)[0], 1.0)
+    return 1.0 - (1.0 - threshold) * scale
+
+
 _PUNCT = re.compile(r"[\W_]+")
 
 
@@ -258,9 +270,8 @@ def _build(
     else:
         index = build_index(ids, vectors, hnsw_threshold=hnsw_threshold, dim=embedder.dim)
     rowmap = store.RowMap(row_ids, entry_ids, phrase)
-    near = _near_duplicates(
-        index, vectors, rowmap, by_id, start=n_kept, threshold=duplicate_threshold
-    )
+    threshold = duplicate_cosine(duplicate_threshold, embedder.name)
+    near = _near_duplicates(index, vectors, rowmap, by_id, start=n_kept, threshold=threshold)
     carried = prev.manifest.duplicates if prev is not None else []
     carried = [d for d in carried if d["a_id"] in keep_ids and d["b_id"] in keep_ids]
     report.duplicates = _merge([*exact, *near], carried, kb)
@@ -301,7 +312,7 @@ def _near_duplicates(
             if pos is None or s < threshold:
                 continue
             b = by_id[rows.entry_ids[pos]]
-            if b.id == a.id or b.kind is not faq:
+            if b.id == a.id or b.kind is not faq or b.lang != a.lang:  # translations aren't dups
                 continue
             a_text = store.matched_text(a, rows.phrase[r])
             b_text = store.matched_text(b, rows.phrase[pos])

@@ -155,3 +155,16 @@ def test_emptying_the_knowledge_base(tmp_path: Path) -> None:
     report = reindex(kb_of(tmp_path, []), idx, FakeEmbedder(), **OPTS)
     assert report.removed == len(SHOP) and report.rows == 0
     assert HybridRetriever(idx, FakeEmbedder()).search("reset password") == []
+
+
+def test_near_duplicates_ignore_translations_and_scale_per_model(tmp_path: Path) -> None:
+    from retrieval.reindex import duplicate_cosine
+
+    assert duplicate_cosine(0.92, "minilm:all-MiniLM-L6-v2") == pytest.approx(0.92)
+    assert duplicate_cosine(0.92, "e5:multilingual-e5-small-q4") == pytest.approx(0.9776)
+    entries = [
+        faq("en", "How long does the delivery take?"),
+        faq("de", "How long does delivery take?", lang="de"),  # same words, other language
+    ]
+    report = reindex(kb_of(tmp_path, entries), tmp_path / "idx", FakeEmbedder(), **OPTS)
+    assert report.duplicates == []
