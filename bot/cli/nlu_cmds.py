@@ -70,7 +70,7 @@ def nlu_train(
                 progress=lambda msg: progress.update(task, description=msg),
             )
         except KlartextError as exc:
-            console.print(f"[red]error {exc.code}[/red] {exc}")
+            console.print(str(exc), style="red", markup=False)
             raise typer.Exit(1) from exc
     console.print(
         f"[green]trained[/green] {len(report.intents)} intents from {report.n_examples} examples "
@@ -110,7 +110,7 @@ def nlu_parse(
             ner_model=settings.spacy_ner_model,
         )
     except KlartextError as exc:
-        console.print(f"[red]error {exc.code}[/red] {exc}")
+        console.print(str(exc), style="red", markup=False)
         raise typer.Exit(1) from exc
     msg = nlu.parse(text, lang=lang)
     if as_json:
@@ -152,7 +152,7 @@ def eval_intents(
         emb, _spec = _embedder(embedder)
         result = evaluate_intents(train_rows, test_rows, emb, lang=lang)
     except KlartextError as exc:
-        console.print(f"[red]error {exc.code}[/red] {exc}")
+        console.print(str(exc), style="red", markup=False)
         raise typer.Exit(1) from exc
     table = Table(title="per intent")
     for col in ("intent", "precision", "recall", "f1", "support"):
