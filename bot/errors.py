@@ -4,7 +4,7 @@ bodies, websocket ``error`` frames and logs) and a user-safe ``message``.
 ::
 
     KlartextError                      KT000  (knowledge.errors — the lowest layer owns the root)
-    ├── KnowledgeError                 KT200  knowledge folder/file invalid; .issues = [file:line field]
+    ├── KnowledgeError                 KT200  knowledge invalid; .issues = [file:line field]
     ├── RetrievalError                 KT300  (retrieval.errors)
     │   ├── IndexModelMismatch         KT301  index built with another embedding model
     │   ├── IndexMissing               KT302  no index yet: run `klartext reindex`

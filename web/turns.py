@@ -37,7 +37,7 @@ _END = object()
 _BOT_QUIET = frozenset({"pending_human", "human"})
 
 
-class _NothingToDo(Exception):  # noqa: N818 - control flow inside a write (rolls it back)
+class _NothingToDo(Exception):
     pass
 
 

@@ -1000,7 +1000,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
       const inflight = this._state === "online" && this._outbox.length > 0;
       const a = this._awaiting && this._turns.get(this._awaiting);
       const waiting = this._awaiting && (!a || (!a.text && !a.done));
-      const show = (inflight || waiting) && this._handoff !== "human";
+      const show = (inflight || waiting) && this._handoff !== "human" && this._handoff !== "pending_human";
       if (show && !this._typingEl) {
         const { row, bubble } = this._botRow("bot typing-row");
         bubble.classList.add("typing");
@@ -1156,7 +1156,7 @@ textarea::placeholder{color:var(--kt-muted);opacity:1}
           const idx = this._outbox.findIndex((m) => m.message_id === ev.message_id);
           if (idx >= 0) { this._outbox.splice(idx, 1); this._save({ outbox: this._outbox }); }
           this._userBubble(ev.message_id, ev.text, null);
-          if (tid && this._handoff !== "human") this._awaiting = tid; // agents answer in their own time
+          if (tid && this._handoff !== "human" && this._handoff !== "pending_human") this._awaiting = tid; // agents answer in their own time
           this._el.sugs.replaceChildren();
           break;
         }
