@@ -8,7 +8,7 @@ Tests replace :func:`make_embedder` (module attribute) with a fake.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast, get_args
 
@@ -114,6 +114,25 @@ def reindex(
         except RetrievalError as exc:
             raise _fail(str(exc)) from None
     _print_report(report, root, show_duplicates)
+    if not dry_run:
+        _train_nlu_if_changed(settings, root, factory)
+
+
+def _train_nlu_if_changed(settings: Settings, root: Path, factory: Callable[[], Embedder]) -> None:
+    """Retrain the NLU when the folder's intents/catalog (or the embedder) changed."""
+    from bot.nlu.training import train_if_changed
+
+    if not (root / "intents.yaml").is_file():
+        return
+    with console.status("Training the NLU (intents changed)…"):
+        trained = train_if_changed(
+            root,
+            settings.nlu_dir,
+            embedder_factory=factory,
+            languages=list(settings.languages),
+            order_pattern=settings.order_number_pattern,
+        )
+    console.print("NLU retrained." if trained else "NLU up to date.")
 
 
 def _configured_name(settings: Settings, languages: Iterable[str]) -> str:
