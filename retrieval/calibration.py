@@ -48,7 +48,7 @@ _MINILM = Calibration(cosine_mid=0.702, cosine_weight=16.4, coverage_weight=5.34
 CALIBRATIONS: dict[str, Calibration] = {
     "minilm": _MINILM,
     "sentence-transformers": _MINILM,
-    "e5": Calibration(cosine_mid=0.898, cosine_weight=64.1, coverage_weight=4.05),
+    "e5": Calibration(cosine_mid=0.892, cosine_weight=115.1, coverage_weight=4.44),
     "use": Calibration(cosine_mid=0.62, cosine_weight=16.0, coverage_weight=5.0),
 }
 DEFAULT_CALIBRATION = CALIBRATIONS["minilm"]
