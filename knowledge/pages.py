@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString, PreformattedString, Tag
@@ -290,3 +291,37 @@ def _html_sections(text: str, meta: _Meta) -> list[_Section]:
         lines = (" ".join(p.split()) for p in "".join(sec.parts).split("\n"))
         sec.parts = ["\n".join(ln for ln in lines if ln)]
     return collector.sections
+
+
+# --------------------------------------------------------------------------- whole pages
+
+
+@dataclass(frozen=True, slots=True)
+class PageDocument:
+    """A Markdown/text help page as a whole (for hosting it at its ``url``)."""
+
+    url: str
+    title: str
+    lang: str
+    body: str  # Markdown without the front matter
+    source: str
+
+
+def page_documents(root: Path) -> dict[str, PageDocument]:
+    """Markdown/text pages below ``root`` that declare a site-relative ``url`` (``/help/…``),
+    keyed by that url. Pages with front-matter problems are left out (reindex reports them)."""
+    docs: dict[str, PageDocument] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in (".md", ".markdown", ".txt") or not path.is_file():
+            continue
+        source = path.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        meta = _Meta(page_id=source, source=source, lang="en")
+        issues: list[KnowledgeIssue] = []
+        body, _ = _front_matter(path.read_text(encoding="utf-8"), meta, issues)
+        if issues or not meta.url or not meta.url.startswith("/"):
+            continue
+        url = meta.url.split("#", 1)[0].rstrip("/")
+        docs[url] = PageDocument(url, meta.title or url, meta.lang, body, source)
+    return docs

@@ -32,6 +32,7 @@ from web.limits import Limits, RateLimiter
 from web.logging import configure_logging, request_id_var
 from web.protocol import SERVER_VERSION
 from web.routes.health import router as health_router
+from web.routes.help import install as install_help_pages
 from web.routes.pages import router as pages_router
 from web.tokens import signer_from_settings
 from web.turns import TurnRunner
@@ -151,6 +152,7 @@ def create_app(
             await db.dispose()
 
     app = FastAPI(title="Klartext", version=SERVER_VERSION, lifespan=lifespan)
+    app.state.settings = settings
 
     @app.middleware("http")
     async def request_id(
@@ -169,5 +171,6 @@ def create_app(
     app.include_router(health_router)
     app.include_router(ws_router)
     app.include_router(pages_router)
+    install_help_pages(app, settings.knowledge_dir)
     install_api(app)
     return app

@@ -60,7 +60,13 @@ def get_runtime(request: Request) -> RuntimeLike | None:
     return get_services(request).runtime
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+def get_app_settings(request: Request) -> Settings:
+    """The settings this app was created with (``create_app(settings)``), else the global ones."""
+    settings = getattr(request.app.state, "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 RuntimeDep = Annotated[RuntimeLike | None, Depends(get_runtime)]
 DbDep = Annotated[AsyncSession, Depends(get_db_session)]
