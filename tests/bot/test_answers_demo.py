@@ -1,0 +1,43 @@
+"""The demo shop's answer-quality set, run through the real engine in extractive mode (the
+embedded default): real knowledge, real index, real NLU, the same `klartext` commands a user
+runs. Floors guard against regressions; the goals and current figures are in
+docs/benchmarks.md (*Engine and answers*)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+KLARTEXT = Path(sys.executable).parent / "klartext"
+
+
+def _run(args: list[str], data_dir: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLARTEXT_")}  # hermetic
+    env |= {
+        "KLARTEXT_DATA_DIR": str(data_dir),
+        "KLARTEXT_LLM_PROVIDER": "none",
+        "HF_HUB_OFFLINE": "1",
+        "COLUMNS": "200",
+    }
+    done = subprocess.run(
+        [str(KLARTEXT), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_demo_answer_set_in_extractive_mode(tmp_path: Path) -> None:
+    out = _run(["reindex", "knowledge/demo"], tmp_path)
+    assert "NLU retrained." in out  # reindex trains the NLU from intents.yaml
+    last = _run(["eval", "answers", "tests/data/answers_demo.yaml", "--json"], tmp_path)
+    result = json.loads(last.strip().splitlines()[-1])
+    assert result["n"] >= 90
+    # Knowing when not to answer: every unanswerable/injection case is refused.
+    assert result["correct_refusal"] >= 0.95, result
+    # Floors at the measured level (0.452 / 0.056 on 2026-11-28); goals are 0.95 / 0.02.
+    assert result["correct_source"] >= 0.40, result
+    assert result["false_answer"] <= 0.08, result
