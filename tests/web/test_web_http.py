@@ -28,6 +28,15 @@ async def test_healthz_and_readyz(server: ServerThread) -> None:
     }
 
 
+async def test_readyz_stays_ready_without_llm_or_order_backend(start_server: StartServer) -> None:
+    checks = {"index": True, "nlu": True, "llm": False, "actions": False}
+    server = start_server(runtime=FakeRuntime(ready=checks))
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        ready = await http.get("/readyz")
+    assert ready.status_code == 200  # still answers from knowledge
+    assert ready.json()["checks"]["llm"] is False and ready.json()["checks"]["actions"] is False
+
+
 async def test_readyz_reports_a_missing_index(start_server: StartServer) -> None:
     server = start_server(runtime=FakeRuntime(ready={"index": False, "nlu": True}))
     async with httpx.AsyncClient(base_url=server.url) as http:
