@@ -105,7 +105,7 @@ def _make_embedder(settings: Settings, languages: list[str]) -> Embedder:
 
 def _prepare(settings: Settings) -> None:
     """Reindex and retrain when the knowledge folder changed (no-ops when up to date)."""
-    from bot.nlu.training import train_if_changed
+    from bot.nlu.training import train_if_changed_for
     from knowledge.loaders import load_knowledge
     from retrieval.reindex import reindex
 
@@ -124,13 +124,7 @@ def _prepare(settings: Settings) -> None:
         hnsw_threshold=settings.hnsw_threshold,
         duplicate_threshold=settings.duplicate_threshold,
     )
-    train_if_changed(
-        settings.knowledge_dir,
-        settings.nlu_dir,
-        embedder_factory=shared,
-        languages=list(settings.languages),
-        order_pattern=settings.order_number_pattern,
-    )
+    train_if_changed_for(settings, settings.knowledge_dir, shared)
 
 
 def _load_retriever(settings: Settings, allow_missing: bool) -> tuple[Retriever, bool]:

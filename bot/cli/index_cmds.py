@@ -120,18 +120,12 @@ def reindex(
 
 def _train_nlu_if_changed(settings: Settings, root: Path, factory: Callable[[], Embedder]) -> None:
     """Retrain the NLU when the folder's intents/catalog (or the embedder) changed."""
-    from bot.nlu.training import train_if_changed
+    from bot.nlu.training import train_if_changed_for
 
     if not (root / "intents.yaml").is_file():
         return
     with console.status("Training the NLU (intents changed)…"):
-        trained = train_if_changed(
-            root,
-            settings.nlu_dir,
-            embedder_factory=factory,
-            languages=list(settings.languages),
-            order_pattern=settings.order_number_pattern,
-        )
+        trained = train_if_changed_for(settings, root, factory)
     console.print("NLU retrained." if trained else "NLU up to date.")
 
 

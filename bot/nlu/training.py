@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.config import Settings
 from bot.errors import NLUError
 from bot.nlu.classifier import ClassifierConfig, IntentClassifier, train_classifier
 from bot.nlu.entities import DEFAULT_ORDER_PATTERN, ProductName
@@ -246,3 +247,16 @@ def train_if_changed(
         progress=progress,
     )
     return True
+
+
+def train_if_changed_for(
+    settings: Settings, knowledge_dir: Path, embedder_factory: Callable[[], Embedder]
+) -> bool:
+    """:func:`train_if_changed` with the configured languages, order pattern and NLU folder."""
+    return train_if_changed(
+        knowledge_dir,
+        settings.nlu_dir,
+        embedder_factory=embedder_factory,
+        languages=list(settings.languages),
+        order_pattern=settings.order_number_pattern,
+    )
