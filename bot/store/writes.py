@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import case, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.errors import StoreError
+from bot.store import outbox
 from bot.store.models import Conversation, EventRow, Feedback, MessageKey, utcnow
 
 
@@ -72,11 +73,20 @@ def create_conversation(
             last_seq=0,
         )
     )
+    outbox.conversation_created(session, cid, lang)
     return ConversationInfo(cid, lang, "open", "bot", 0)
 
 
 def update_conversation(session: Session, conversation_id: str, **values: Any) -> None:
-    """Set columns (``lang``, ``status``, ``handoff_state``, ``contact_id``) and touch it."""
+    """Set columns (``lang``, ``status``, ``handoff_state``, ``contact_id``) and touch it.
+    Entering ``pending_human`` stamps ``handoff_requested_at`` (kept while it stays there)."""
+    if values.get("handoff_state") == "pending_human" and "handoff_requested_at" not in values:
+        values["handoff_requested_at"] = case(
+            (Conversation.handoff_state == "pending_human", Conversation.handoff_requested_at),
+            else_=utcnow(),
+        )
+    elif values.get("handoff_state") in ("bot", "closed"):
+        values.setdefault("handoff_requested_at", None)
     session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id)
@@ -124,6 +134,7 @@ def append_events_with_state(
                 for e in stored
             ],
         )
+        outbox.events_appended(session, conversation_id, stored, str(row[1]))
     return stored, str(row[1])
 
 
@@ -182,6 +193,7 @@ def put_feedback(
             created_at=utcnow(),
         )
     )
+    outbox.feedback_created(session, conversation_id, turn_id, rating, comment)
 
 
 def turn_exists(session: Session, conversation_id: str, turn_id: str) -> bool:
