@@ -130,6 +130,104 @@ class Settings(BaseSettings):
         "(`klartext serve` turns it on unless `--no-prepare`).",
     )
 
+    # --- limits, observability, shutdown (production readiness) --------------------------
+    ws_connections_per_minute_per_ip: int = Field(
+        60, description="Websocket connections a client IP may open per sliding minute."
+    )
+    ws_messages_per_minute_per_ip: int = Field(
+        120,
+        description="Chat messages per sliding minute per client IP, across its conversations.",
+    )
+    api_requests_per_minute_per_key: int = Field(
+        600, description="REST API requests per sliding minute per API key (429 above)."
+    )
+    trusted_proxies: list[str] = Field(
+        ["127.0.0.1", "::1"],
+        description="Peer addresses/CIDRs whose X-Forwarded-For is trusted for the client IP "
+        "(rate limits, logs); [] = always the socket peer.",
+    )
+    metrics_enabled: bool = Field(
+        True, description="Serve Prometheus metrics at GET /metrics (block it at the proxy)."
+    )
+    shutdown_grace_s: float = Field(
+        10.0,
+        description="On shutdown, seconds in-flight turns get to finish before they are ended "
+        "as partial (their events so far are kept).",
+    )
+
+    # --- webhooks (outbox dispatcher) -------------------------------------------------------
+    webhook_dispatcher: bool = Field(
+        True, description="Run the webhook dispatcher in this server process."
+    )
+    webhook_max_attempts: int = Field(
+        10, ge=1, description="Delivery attempts before a webhook delivery is marked failed."
+    )
+    webhook_backoff_base_s: float = Field(
+        10.0, gt=0, description="Retry delay after the first failure; doubles per attempt."
+    )
+    webhook_backoff_max_s: float = Field(
+        3600.0, gt=0, description="Longest retry delay between webhook attempts (seconds)."
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="Timeout of one webhook POST (seconds)."
+    )
+    webhook_poll_interval_s: float = Field(
+        0.5, gt=0, description="How often the dispatcher looks for due deliveries when idle."
+    )
+    webhook_batch_size: int = Field(
+        200, ge=1, description="Deliveries claimed per dispatcher database round trip."
+    )
+    webhook_concurrency: int = Field(
+        64, ge=1, description="Webhook POSTs in flight at once per server process."
+    )
+    webhook_retention_days: float = Field(
+        30.0, gt=0, description="Delivered/failed webhook deliveries are deleted after this."
+    )
+
+    # --- CRM: lead capture, stats ---------------------------------------------------------
+    lead_capture: bool = Field(
+        True,
+        description="When a visitor types an email address in the chat, ask whether the team "
+        "may contact them there; a 'yes' links a contact to the conversation with the consent "
+        "recorded.",
+    )
+    stats_gap_threshold: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="Knowledge gaps (stats): cosine similarity, on MiniLM's scale (mapped for "
+        "other models), at which an unanswered question joins a cluster.",
+    )
+
+    # --- scale-out (several replicas) ----------------------------------------------------
+    redis_url: str | None = Field(
+        None,
+        description="Redis for several replicas (redis://host:6379/0): live events across "
+        "replicas, immediate reindex pick-up, turn leases. Unset or empty = one process.",
+    )
+    redis_prefix: str = Field(
+        "klartext:", description="Prefix of Redis channels and keys (deployments sharing a Redis)."
+    )
+
+    # --- handoff to human agents ----------------------------------------------------------
+    handoff_timeout_s: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds a conversation waits in pending_human for an agent before the bot "
+        "says nobody is available, asks for an email and takes it back (0 = wait forever).",
+    )
+    handoff_sweep_interval_s: float = Field(
+        5.0, gt=0, description="How often the server looks for timed-out handoffs (seconds)."
+    )
+    handoff_summary_llm: bool = Field(
+        True,
+        description="Write the conversation summary attached at handoff with the LLM when one "
+        "is configured (extractive otherwise, or when it fails).",
+    )
+    handoff_summary_timeout_s: float = Field(
+        8.0, gt=0, description="Longest wait for the LLM's handoff summary (seconds)."
+    )
+
     # --- logging -------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level.")
     log_json: bool = Field(True, description="Structured JSON logs.")

@@ -23,17 +23,22 @@ from bot.conversation import ChatEngine
 from bot.errors import KlartextError, StoreError
 from bot.store import Database
 from bot.store.migrate import current_revision_async, head_revision
+from bot.webhooks.dispatcher import DispatchConfig, WebhookDispatcher
 from web.api import install as install_api
 from web.chat_ws import router as ws_router
+from web.clientip import TrustedProxies
 from web.deps import RuntimeLike, Services
 from web.eventlog import EventLog
 from web.hub import Hub, InProcessHub
-from web.limits import Limits, RateLimiter
+from web.limits import Guards, Limits, RateLimiter
 from web.logging import configure_logging, request_id_var
+from web.metrics import Metrics, MetricsMiddleware
 from web.protocol import SERVER_VERSION
 from web.routes.health import router as health_router
 from web.routes.help import install as install_help_pages
+from web.routes.metrics import router as metrics_router
 from web.routes.pages import router as pages_router
+from web.scaleout import announce_reindex, start_scaleout, wait_reload
 from web.tokens import signer_from_settings
 from web.turns import TurnRunner
 
@@ -70,7 +75,7 @@ async def _reload_loop(services: Services) -> None:
     """Pick up ``klartext reindex`` while the server runs: swap a changed index in place, or
     build the runtime again once an index appears where there was none."""
     while True:
-        await asyncio.sleep(RELOAD_INTERVAL_S)
+        notified = await wait_reload(services.hub, RELOAD_INTERVAL_S)  # Redis: another replica
         runtime: Any = services.runtime
         try:
             if runtime is None or not runtime.ready().get("index", True):
@@ -78,10 +83,14 @@ async def _reload_loop(services: Services) -> None:
                     services.runtime = await _build_runtime(services.settings)
                     services.runtime_error = None
                     log.info("runtime rebuilt: index found")
+                    if not notified:
+                        announce_reindex(services.hub)
             elif hasattr(runtime, "reload_if_changed"):
                 result = await asyncio.to_thread(runtime.reload_if_changed)
                 if inspect.isawaitable(result):
-                    await result
+                    result = await result
+                if result is True and not notified:
+                    announce_reindex(services.hub)
         except Exception:
             log.exception("runtime reload failed")
 
@@ -93,11 +102,34 @@ def _engine_of(services_ref: list[Services]) -> ChatEngine:
     return runtime.engine
 
 
+def _observe(metrics: Metrics, services: Services) -> None:
+    """Point the metrics at the live services (turns, the LLM circuit of the current runtime)."""
+    services.turns.observer = metrics
+
+    def breaker_state() -> str | None:
+        engine = getattr(services.runtime, "engine", None)
+        breaker = getattr(engine, "breaker", None)
+        if breaker is None or getattr(engine, "provider", None) is None:
+            return None
+        return str(breaker.state)
+
+    metrics.callbacks.in_flight = lambda: services.turns.in_flight
+    metrics.callbacks.breaker_state = breaker_state
+
+
+def _webhook_dispatcher(settings: Settings, db: Database) -> WebhookDispatcher | None:
+    """The outbox dispatcher of this process (``webhook_dispatcher=false``: none here)."""
+    if not settings.webhook_dispatcher:
+        return None
+    return WebhookDispatcher(db, DispatchConfig.from_settings(settings))
+
+
 def create_app(
     settings: Settings | None = None, *, runtime: RuntimeLike | None = None, hub: Hub | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json_logs=settings.log_json)
+    metrics = Metrics() if settings.metrics_enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,7 +146,8 @@ def create_app(
             except KlartextError as exc:  # start anyway: /readyz says why, messages → not_ready
                 rt_error = str(exc)
                 log.error("runtime not available: %s", exc)
-        the_hub = hub or InProcessHub()
+        scale = await start_scaleout(settings) if hub is None else None
+        the_hub = hub or (scale.hub if scale is not None else InProcessHub())
         events = EventLog(db, the_hub)
         ref: list[Services] = []
         turns = TurnRunner(
@@ -122,6 +155,7 @@ def create_app(
             lambda: _engine_of(ref),
             default_lang=settings.default_language,
             log_pii=settings.log_pii,
+            lead_capture=settings.lead_capture,
         )
         services = Services(
             settings=settings,
@@ -135,11 +169,22 @@ def create_app(
             limits=Limits.from_settings(settings),
             rate=RateLimiter(settings.rate_limit_per_minute),
             single_process=isinstance(the_hub, InProcessHub),
+            guards=Guards.from_settings(settings),
+            proxies=TrustedProxies(settings.trusted_proxies),
+            metrics=metrics,
         )
         ref.append(services)
+        if scale is not None:
+            turns.leases = scale.leases
+        if metrics is not None:
+            _observe(metrics, services)
         if runtime is None:  # an injected runtime (tests) is left alone
             services.reload_task = asyncio.create_task(_reload_loop(services))
         app.state.services = services
+        webhooks = _webhook_dispatcher(settings, db)
+        app.state.webhook_dispatcher = webhooks
+        if webhooks is not None:
+            await webhooks.start()
         log.info("ready", extra={"database": db.url.split("@")[-1], "runtime": rt is not None})
         try:
             yield
@@ -148,11 +193,19 @@ def create_app(
                 services.reload_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await services.reload_task
-            await turns.aclose()
+            await turns.aclose(settings.shutdown_grace_s)
+            if webhooks is not None:
+                await webhooks.aclose()
+            if scale is not None:
+                await scale.aclose()
             await db.dispose()
 
     app = FastAPI(title="Klartext", version=SERVER_VERSION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.metrics = metrics
+    if metrics is not None:
+        app.add_middleware(MetricsMiddleware, metrics=metrics)
+        app.include_router(metrics_router)
 
     @app.middleware("http")
     async def request_id(

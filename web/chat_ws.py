@@ -16,6 +16,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from bot.errors import StoreError
 from bot.store import repo, writes
+from web.clientip import connection_ip
 from web.deps import Services
 from web.hub import Frame, Subscription
 from web.limits import SlidingWindow
@@ -41,6 +42,7 @@ log = logging.getLogger("klartext.ws")
 
 CLOSE_IDLE = 4000
 CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013  # per-IP connection rate exceeded: reconnect after `retry_after`
 
 
 class _ClosedError(Exception):
@@ -64,6 +66,7 @@ class _Connection:
         self.sent_seq = 0
         self._send_lock = asyncio.Lock()
         self._errors = SlidingWindow(self.limits.max_errors_per_minute)
+        self.ip = connection_ip(ws.client, ws.headers, services.proxies)
 
     # --- sending -----------------------------------------------------------------------
     async def send(self, frame: Frame) -> None:
@@ -73,6 +76,8 @@ class _Connection:
 
     async def send_error(self, exc: FrameError, **extra: Any) -> None:
         frame = error_frame(exc.code, exc.message, retry_after=exc.retry_after, **extra)
+        if self.s.metrics is not None:
+            self.s.metrics.ws_errors.labels(exc.code).inc()
         await self.send(frame)
         if self._errors.hit() is not None:
             await self.close(CLOSE_POLICY, "too many protocol errors")
@@ -116,6 +121,7 @@ class _Connection:
             if not origin_allowed(origin, self.s.settings.allowed_origins):
                 await self.send(error_frame("origin_not_allowed", "origin not allowed"))
                 await self.close(CLOSE_POLICY, "origin not allowed")
+            await self._check_connect_rate()
             hello = await self._await_hello()
             resumed, last_seq, handoff = await self._open(hello)
             conversation_id_var.set(self.cid)
@@ -141,6 +147,21 @@ class _Connection:
         except Exception:
             log.exception("websocket handler failed")
             await self._fail("internal", "Internal error; reconnect to continue.")
+
+    async def _check_connect_rate(self) -> None:
+        guards = self.s.guards
+        wait = guards.ws_connect_ip.hit(self.ip) if guards is not None else None
+        if wait is not None:
+            self._count_limited("ws_ip_connect")
+            frame = error_frame(
+                "rate_limited", "too many connections from this address", retry_after=wait
+            )
+            await self.send(frame)
+            await self.close(CLOSE_TRY_AGAIN, "rate_limited")
+
+    def _count_limited(self, scope: str) -> None:
+        if self.s.metrics is not None:
+            self.s.metrics.rate_limited.labels(scope).inc()
 
     async def _fail(self, code: str, message: str) -> None:
         with contextlib.suppress(Exception):
@@ -178,7 +199,7 @@ class _Connection:
             else:
                 self.cid = cid
                 self.lang = conv.lang or lang or self.lang
-                if self.s.single_process:
+                if self.s.single_process or self.s.turns.leases is not None:
                     await self.s.turns.finish_interrupted(cid, self.lang)
                 return True, min(hello.last_seq, conv.last_seq), conv.handoff_state
         created = await self.s.db.write(lambda s: writes.create_conversation(s, lang=lang))
@@ -275,7 +296,15 @@ class _Connection:
     def _rate(self, message_id: str) -> None:
         wait = self.s.rate.hit(self.cid)
         if wait is not None:
+            self._count_limited("ws_conversation")
             raise FrameError("rate_limited", "too many messages; slow down", retry_after=wait)
+        guards = self.s.guards
+        wait = guards.ws_message_ip.hit(self.ip) if guards is not None else None
+        if wait is not None:
+            self._count_limited("ws_ip_message")
+            raise FrameError(
+                "rate_limited", "too many messages from this address; slow down", retry_after=wait
+            )
 
     async def _message(self, frame: Message) -> None:
         text = clean_text(frame.text)

@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings, get_settings
 from bot.conversation import ChatEngine
 from bot.store import Database
+from web.clientip import TrustedProxies
 from web.eventlog import EventLog
 from web.hub import Hub
-from web.limits import Limits, RateLimiter
+from web.limits import Guards, Limits, RateLimiter
+from web.metrics import Metrics
 from web.tokens import TokenSigner
 from web.turns import TurnRunner
 
@@ -44,6 +46,9 @@ class Services:
     rate: RateLimiter
     reload_task: asyncio.Task[None] | None = None
     single_process: bool = True  # InProcessHub: no other replica can be running a turn
+    guards: Guards | None = None  # per-IP / per-API-key rate limits
+    proxies: TrustedProxies | None = None  # whose X-Forwarded-For is believed
+    metrics: Metrics | None = None  # None with metrics_enabled=false
 
 
 def get_services(request: Request) -> Services:

@@ -74,3 +74,20 @@ class RateLimiter:
                 self._windows.pop(next(iter(self._windows)))
             win = self._windows[key] = SlidingWindow(self.limit, self.window_s)
         return win.hit(now)
+
+
+@dataclass(slots=True)
+class Guards:
+    """The per-IP and per-API-key limits (the per-conversation one is ``Services.rate``)."""
+
+    ws_connect_ip: RateLimiter
+    ws_message_ip: RateLimiter
+    api_key: RateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Guards:
+        return cls(
+            ws_connect_ip=RateLimiter(settings.ws_connections_per_minute_per_ip),
+            ws_message_ip=RateLimiter(settings.ws_messages_per_minute_per_ip),
+            api_key=RateLimiter(settings.api_requests_per_minute_per_key),
+        )

@@ -17,15 +17,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy.orm import Session
 
 from bot.conversation import ChatEngine, ConversationContext, HandoffState, Turn
 from bot.errors import KlartextError
 from bot.events import Done, Error, Event, Handoff, Token
+from bot.leads import LeadCapture, append_turn_events
 from bot.store import NewEvent, StoredEvent, repo, writes
 from web.eventlog import EventLog, KeyedLocks
+from web.hub import TurnLeases
 
 log = logging.getLogger("klartext.turns")
 
@@ -39,6 +41,16 @@ _BOT_QUIET = frozenset({"pending_human", "human"})
 
 class _NothingToDo(Exception):
     pass
+
+
+class TurnObserver(Protocol):
+    """Watches turns (``web.metrics.Metrics`` implements it); must not raise or block."""
+
+    def first_token(self, seconds: float) -> None: ...
+
+    def turn_events(self, events: list[Event]) -> None: ...
+
+    def turn_finished(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +114,21 @@ class TurnRunner:
         *,
         default_lang: str = "en",
         log_pii: bool = False,
+        lead_capture: bool = True,
     ) -> None:
         self.events = events
         self.db = events.db
         self._engine = engine
         self._default_lang = default_lang
         self._log_pii = log_pii
+        self._lead_capture = lead_capture  # bot.leads: email in chat → consent → contact
         self._turn_locks = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
         self._history: OrderedDict[str, _History] = OrderedDict()
         self._running: dict[str, int] = {}  # turns started or queued, per conversation
+        self.leases: TurnLeases | None = None  # several replicas (Redis): web.turn_leases
         self.first_token_ms: list[float] = []  # recent time-to-first-token samples (server side)
+        self.observer: TurnObserver | None = None
 
     def conversation_created(self, conversation_id: str, lang: str | None) -> None:
         """A new, empty conversation: its first turn needs no history read."""
@@ -136,10 +152,20 @@ class TurnRunner:
             stored, handoff = writes.append_events_with_state(s, conversation_id, [ev])
             return stored, (turn_id, True, handoff, stored[0].seq)
 
-        turn_id, new, handoff, seq = await self.events.write(conversation_id, op)
+        leases = self.leases
+        if leases is not None:  # before the commit: no replica may see the message unleased
+            await leases.acquire(conversation_id)
+        try:
+            turn_id, new, handoff, seq = await self.events.write(conversation_id, op)
+        except BaseException:
+            if leases is not None:
+                await leases.release(conversation_id)
+            raise
         if new and handoff not in _BOT_QUIET:
             self._running[conversation_id] = self._running.get(conversation_id, 0) + 1
             self._spawn(self._run(conversation_id, turn_id, text, seq, handoff, received))
+        elif leases is not None:
+            await leases.release(conversation_id)
         return Submitted(turn_id, new)
 
     async def request_human(self, conversation_id: str, message_id: str, lang: str) -> Submitted:
@@ -246,17 +272,48 @@ class TurnRunner:
     ) -> None:
         try:
             await self._run_locked(conversation_id, turn_id, text, user_seq, handoff, received)
+        except asyncio.CancelledError:  # shutdown grace exceeded: end the turn as partial
+            with contextlib.suppress(Exception):
+                await self._end_cancelled(conversation_id, turn_id)
+            raise
         finally:
             left = self._running.get(conversation_id, 1) - 1
             if left > 0:
                 self._running[conversation_id] = left
             else:
                 self._running.pop(conversation_id, None)
+            if self.leases is not None:
+                await self.leases.release(conversation_id)
+
+    async def _end_cancelled(self, conversation_id: str, turn_id: str) -> None:
+        """Append ``done(partial)`` for a turn cancelled before it finished, so reconnecting
+        clients (on any replica) see it end; the tokens already persisted stay."""
+        cached = self._history.get(conversation_id)
+        lang = (cached.lang if cached else None) or self._default_lang
+
+        def op(s: Session) -> tuple[list[StoredEvent], None]:
+            kind, last = writes.last_turn_state(s, conversation_id)
+            if kind != "user_message" or last != turn_id:
+                return [], None
+            done = Done(turn_id=turn_id, mode="fallback", answered=False, lang=lang, partial=True)
+            return writes.append_events(s, conversation_id, [_to_new_event(done, turn_id)]), None
+
+        self._remember(conversation_id, None)
+        await asyncio.wait_for(self.events.write(conversation_id, op), timeout=5.0)
 
     async def finish_interrupted(self, conversation_id: str, lang: str) -> bool:
         """If the conversation's last turn never finished (the process running it died) and no
-        turn of it runs here, end it with a partial ``done`` so clients stop waiting. Only for
-        single-process deployments (with several replicas the turn may run elsewhere)."""
+        turn of it runs here, end it with a partial ``done`` so clients stop waiting. With
+        several replicas only when ``leases`` is set and no replica holds a lease on it; the
+        turn seen then must still be the last one when the ``done`` is written."""
+        expected: str | None = None
+        if self.leases is not None:
+            async with self.db.session() as session:
+                kind, expected = await session.run_sync(
+                    lambda s: writes.last_turn_state(s, conversation_id)
+                )
+            if kind != "user_message" or await self.leases.held(conversation_id):
+                return False
 
         def op(s: Session) -> tuple[list[StoredEvent], bool]:
             # checked under the conversation's write lock: a turn submitted concurrently has
@@ -265,6 +322,8 @@ class TurnRunner:
                 return [], False
             kind, turn_id = writes.last_turn_state(s, conversation_id)
             if kind != "user_message" or turn_id is None:
+                return [], False
+            if self.leases is not None and turn_id != expected:  # a new turn began meanwhile
                 return [], False
             done = Done(turn_id=turn_id, mode="fallback", answered=False, lang=lang, partial=True)
             stored, handoff = writes.append_events_with_state(
@@ -291,7 +350,10 @@ class TurnRunner:
         async with self._turn_locks.hold(conversation_id):
             ctx = await self._context(conversation_id, turn_id, user_seq, handoff)
             queue: asyncio.Queue[object] = asyncio.Queue()
-            producer = asyncio.create_task(self._produce(self._engine(), text, ctx, turn_id, queue))
+            engine = self._engine()
+            if self._lead_capture:
+                engine = LeadCapture(engine)
+            producer = asyncio.create_task(self._produce(engine, text, ctx, turn_id, queue))
             seqs: list[int] = [user_seq]
             answer: list[str] = []
             lang = ctx.lang
@@ -307,6 +369,8 @@ class TurnRunner:
                         continue
                     stored = await self._persist(conversation_id, turn_id, evs)
                     seqs += [e.seq for e in stored]
+                    if self.observer is not None:
+                        self.observer.turn_events(evs)
                     for e in evs:
                         if isinstance(e, Token):
                             if not answer:
@@ -319,6 +383,8 @@ class TurnRunner:
                     producer.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await producer
+            if self.observer is not None:
+                self.observer.turn_finished(time.perf_counter() - received)
             contiguous = seqs == list(range(user_seq, user_seq + len(seqs)))
             turns = (*ctx.history, Turn("user", text), Turn("bot", "".join(answer)))
             self._remember(
@@ -338,7 +404,7 @@ class TurnRunner:
                 updates["lang"] = e.lang
 
         def op(s: Session) -> tuple[list[StoredEvent], list[StoredEvent]]:
-            stored = writes.append_events(s, conversation_id, new_events)
+            stored = append_turn_events(s, conversation_id, new_events)
             if updates:
                 writes.update_conversation(s, conversation_id, **updates)
             return stored, stored
@@ -346,6 +412,8 @@ class TurnRunner:
         return await self.events.write(conversation_id, op)
 
     def _record_ttft(self, ms: float) -> None:
+        if self.observer is not None:
+            self.observer.first_token(ms / 1000)
         self.first_token_ms.append(ms)
         if len(self.first_token_ms) > 10_000:
             del self.first_token_ms[:5_000]

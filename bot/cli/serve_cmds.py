@@ -92,6 +92,7 @@ def serve(
         ws_ping_interval=settings.heartbeat_s,
         ws_ping_timeout=settings.heartbeat_s,
         timeout_graceful_shutdown=15,
+        forwarded_allow_ips=settings.trusted_proxies,  # X-Forwarded-For only from these
         log_level=settings.log_level.lower(),
         access_log=False,
     )

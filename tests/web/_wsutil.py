@@ -46,6 +46,7 @@ class ServerThread:
             ws_ping_interval=settings.heartbeat_s,
             ws_ping_timeout=settings.heartbeat_s,
             lifespan="on",
+            forwarded_allow_ips=settings.trusted_proxies,  # as `klartext serve`
         )
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

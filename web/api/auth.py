@@ -2,11 +2,13 @@
 the ``Annotated`` dependencies :data:`ReadKey`, :data:`AgentKey` and :data:`AdminKey`.
 
 Refusals: 401 ``missing_api_key`` (no bearer credentials), 401 ``invalid_api_key`` (unknown,
-malformed or revoked key), 403 ``insufficient_scope`` (valid key without the route's scope).
+malformed or revoked key), 403 ``insufficient_scope`` (valid key without the route's scope),
+429 ``rate_limited`` with ``Retry-After`` (more than ``api_requests_per_minute_per_key``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -37,7 +39,26 @@ async def authenticate(
         key = await verify_api_key(session, creds.credentials)
     if key is None:
         raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked", _CHALLENGE)
+    _check_rate(request, key)
     return key
+
+
+def _check_rate(request: Request, key: ApiKeyInfo) -> None:
+    services = get_services(request)
+    if services.guards is None:
+        return
+    limiter = services.guards.api_key
+    wait = limiter.hit(key.id)
+    if wait is None:
+        return
+    if services.metrics is not None:
+        services.metrics.rate_limited.labels("api_key").inc()
+    raise ApiError(
+        429,
+        "rate_limited",
+        f"more than {limiter.limit} requests a minute with this API key; retry later",
+        {"Retry-After": str(max(1, math.ceil(wait)))},
+    )
 
 
 def require_scope(scope: str) -> Callable[[ApiKeyInfo], Awaitable[ApiKeyInfo]]:
