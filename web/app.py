@@ -85,6 +85,8 @@ async def _reload_loop(services: Services) -> None:
                     log.info("runtime rebuilt: index found")
                     if not notified:
                         announce_reindex(services.hub)
+                    if not notified:
+                        announce_reindex(services.hub)
             elif hasattr(runtime, "reload_if_changed"):
                 result = await asyncio.to_thread(runtime.reload_if_changed)
                 if inspect.isawaitable(result):
@@ -176,6 +178,8 @@ def create_app(
         ref.append(services)
         if scale is not None:
             turns.leases = scale.leases
+        if scale is not None:
+            turns.leases = scale.leases
         if metrics is not None:
             _observe(metrics, services)
         if runtime is None:  # an injected runtime (tests) is left alone
@@ -196,6 +200,8 @@ def create_app(
             await turns.aclose(settings.shutdown_grace_s)
             if webhooks is not None:
                 await webhooks.aclose()
+            if scale is not None:
+                await scale.aclose()
             if scale is not None:
                 await scale.aclose()
             await db.dispose()

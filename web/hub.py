@@ -32,6 +32,17 @@ class Hub(Protocol):
     def subscribers(self, conversation_id: str) -> int: ...
 
 
+class TurnLeases(Protocol):
+    """Which conversations have a turn running on any replica (``web.turn_leases``): taken
+    before the user's message is committed, released after the turn's last event."""
+
+    async def acquire(self, conversation_id: str) -> None: ...
+
+    async def release(self, conversation_id: str) -> None: ...
+
+    async def held(self, conversation_id: str) -> bool: ...
+
+
 class _QueueSubscription:
     """A bounded queue. On overflow the oldest frames are dropped and a ``{"type": "_gap"}``
     marker tells the socket to refill from the database."""

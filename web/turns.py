@@ -28,6 +28,7 @@ from bot.leads import LeadCapture, append_turn_events
 from bot.store import NewEvent, StoredEvent, repo, writes
 from web.eventlog import EventLog, KeyedLocks
 from web.hub import TurnLeases
+from web.hub import TurnLeases
 
 log = logging.getLogger("klartext.turns")
 
@@ -126,6 +127,7 @@ class TurnRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._history: OrderedDict[str, _History] = OrderedDict()
         self._running: dict[str, int] = {}  # turns started or queued, per conversation
+        self.leases: TurnLeases | None = None  # several replicas (Redis): web.turn_leases
         self.leases: TurnLeases | None = None  # several replicas (Redis): web.turn_leases
         self.first_token_ms: list[float] = []  # recent time-to-first-token samples (server side)
         self.observer: TurnObserver | None = None
@@ -282,6 +284,8 @@ class TurnRunner:
                 self._running[conversation_id] = left
             else:
                 self._running.pop(conversation_id, None)
+            if self.leases is not None:
+                await self.leases.release(conversation_id)
             if self.leases is not None:
                 await self.leases.release(conversation_id)
 

@@ -45,6 +45,10 @@ class Conversation(Base):
     handoff_state: Mapped[str] = mapped_column(String(32), default="bot", index=True)
     contact_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # when the conversation last entered ``pending_human`` (handoff timeouts; migration 0005)
+    handoff_requested_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
 
 
 class EventRow(Base):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import case, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -78,7 +78,15 @@ def create_conversation(
 
 
 def update_conversation(session: Session, conversation_id: str, **values: Any) -> None:
-    """Set columns (``lang``, ``status``, ``handoff_state``, ``contact_id``) and touch it."""
+    """Set columns (``lang``, ``status``, ``handoff_state``, ``contact_id``) and touch it.
+    Entering ``pending_human`` stamps ``handoff_requested_at`` (kept while it stays there)."""
+    if values.get("handoff_state") == "pending_human" and "handoff_requested_at" not in values:
+        values["handoff_requested_at"] = case(
+            (Conversation.handoff_state == "pending_human", Conversation.handoff_requested_at),
+            else_=utcnow(),
+        )
+    elif values.get("handoff_state") in ("bot", "closed"):
+        values.setdefault("handoff_requested_at", None)
     session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id)

@@ -16,7 +16,9 @@ router = APIRouter(tags=["health"])
 
 # Reported but not gating: without an LLM (or with its circuit open) and without an order
 # backend the bot still answers from knowledge, so a replica must stay in rotation.
-_INFORMATIONAL = frozenset({"llm", "actions"})
+# Redis likewise: without it a replica still serves its own sockets (live events from other
+# replicas then reach them on reconnect, from the database).
+_INFORMATIONAL = frozenset({"llm", "actions", "redis"})
 
 
 @router.get("/healthz")
@@ -34,6 +36,9 @@ async def readyz(services: ServicesDep) -> JSONResponse:
             checks["runtime"] = False
     else:
         checks["runtime"] = False
+    redis_ping = getattr(services.hub, "ping", None)
+    if callable(redis_ping):  # several replicas (KLARTEXT_REDIS_URL)
+        checks["redis"] = bool(await redis_ping())
     checks["database"] = await services.db.ping()
     if checks["database"]:
         try:
