@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import Text, and_, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.store.models import utcnow
@@ -75,7 +75,9 @@ def claim_due(session: Session, *, limit: int, lease_s: float, worker: str) -> l
 
 
 def record_outcomes(session: Session, outcomes: list[Outcome]) -> None:
-    """Store attempt results (one executemany): attempts + 1, status, next attempt, error."""
+    """Store attempt results (one executemany): attempts + 1, status, next attempt, response
+    code; ``last_error`` keeps the newest error (a delivered row shows why earlier tries
+    failed)."""
     if not outcomes:
         return
     stmt = (
@@ -87,7 +89,7 @@ def record_outcomes(session: Session, outcomes: list[Outcome]) -> None:
             next_attempt_at=bindparam("b_next"),
             last_attempt_at=bindparam("b_at"),
             response_code=bindparam("b_code"),
-            last_error=bindparam("b_error"),
+            last_error=func.coalesce(bindparam("b_error", type_=Text), D.last_error),
             delivered_at=bindparam("b_delivered"),
             claimed_by=None,
         )

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from web.api.conversations import router as conversations_router
 from web.api.errors import install_error_handlers
 from web.api.handoff import router as handoff_router
+from web.api.webhooks import router as webhooks_router
 
 
 def install(app: FastAPI) -> None:
@@ -15,6 +16,7 @@ def install(app: FastAPI) -> None:
     install_error_handlers(app)
     app.include_router(conversations_router)
     app.include_router(handoff_router)
+    app.include_router(webhooks_router)
 
 
 __all__ = ["install"]
