@@ -4,7 +4,24 @@ only, so ``klartext --help`` stays fast."""
 
 from __future__ import annotations
 
-from bot.cli import apikey_cmds, ask_cmds, eval_cmds, index_cmds, nlu_cmds, serve_cmds
+from bot.cli import (
+    apikey_cmds,
+    ask_cmds,
+    eval_cmds,
+    index_cmds,
+    nlu_cmds,
+    serve_cmds,
+    stats_cmds,
+)
 from bot.cli._apps import app
 
-__all__ = ["apikey_cmds", "app", "ask_cmds", "eval_cmds", "index_cmds", "nlu_cmds", "serve_cmds"]
+__all__ = [
+    "apikey_cmds",
+    "app",
+    "ask_cmds",
+    "eval_cmds",
+    "index_cmds",
+    "nlu_cmds",
+    "serve_cmds",
+    "stats_cmds",
+]

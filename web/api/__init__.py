@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from web.api.contacts import router as contacts_router
 from web.api.conversations import router as conversations_router
 from web.api.errors import install_error_handlers
+from web.api.feedback import router as feedback_router
 from web.api.handoff import router as handoff_router
+from web.api.stats import router as stats_router
 from web.api.webhooks import router as webhooks_router
 
 
@@ -16,6 +19,9 @@ def install(app: FastAPI) -> None:
     install_error_handlers(app)
     app.include_router(conversations_router)
     app.include_router(handoff_router)
+    app.include_router(contacts_router)
+    app.include_router(feedback_router)
+    app.include_router(stats_router)
     app.include_router(webhooks_router)
 
 

@@ -58,6 +58,7 @@ class Entry(BaseModel):
     event: str | None = Field(None, description="For system entries: the event type.")
     state: str | None = None
     reason: str | None = None
+    contact_id: str | None = Field(None, description="For `contact_linked` entries.")
 
 
 class Transcript(BaseModel):
@@ -101,6 +102,18 @@ def render_entries(events: list[TimedEvent]) -> list[Entry]:
                     state=p.get("state"),
                     reason=p.get("reason"),
                     agent_name=p.get("agent_name"),
+                    turn_id=e.turn_id,
+                )
+            )
+        elif e.type == "contact_linked":
+            entries.append(
+                Entry(
+                    role="system",
+                    seq=e.seq,
+                    at=e.created_at,
+                    event="contact_linked",
+                    reason=p.get("source"),
+                    contact_id=p.get("contact_id"),
                     turn_id=e.turn_id,
                 )
             )
@@ -150,6 +163,9 @@ def to_markdown(t: Transcript) -> str:
     ]
     for e in t.entries:
         at = e.at.strftime("%Y-%m-%d %H:%M:%S")
+        if e.role == "system" and e.event == "contact_linked":
+            lines += [f"*{at} — contact {e.contact_id} linked ({e.reason})*", ""]
+            continue
         if e.role == "system":
             who = f" by {e.agent_name}" if e.agent_name else ""
             lines += [f"*{at} — handoff → {e.state} ({e.reason}){who}*", ""]

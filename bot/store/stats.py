@@ -1,0 +1,189 @@
+"""Monitoring numbers per UTC day, aggregated in SQL from the event log (SQLite and
+PostgreSQL), bounded by a date range:
+
+- ``turns``: bot turns (``done`` events); ``answered``: ``done.answered`` and not a handoff;
+  ``fallback``: ``done.mode == "fallback"`` (refused / nothing found, out of scope; turns cut
+  short by a crash, ``partial``, are not counted); ``handoffs``: turns that handed the
+  conversation to a human (a ``handoff`` event of the turn: the user asked, or the engine
+  decided); ``avg_confidence``: mean ``done.confidence`` of the turns that searched the
+  knowledge (extractive, generative, fallback; not partial);
+- ``feedback_up`` / ``feedback_down``: thumbs given that day; ``conversations``: started that
+  day.
+
+:func:`unanswered_questions` returns the user messages of fallback turns (for the knowledge-gap
+clustering in :mod:`bot.stats`). The partial index ``ix_events_stats`` (migration 0004) keeps
+these scans off the token events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.store.listing import utc
+from bot.store.models import Conversation, EventRow, Feedback
+
+SEARCHED_MODES = ("extractive", "generative", "fallback")
+MAX_GAP_SAMPLES = 5000
+
+
+@dataclass(slots=True)
+class DayStats:
+    day: date
+    conversations: int = 0
+    turns: int = 0
+    answered: int = 0
+    fallback: int = 0
+    handoffs: int = 0
+    searched: int = 0  # turns that searched the knowledge (the ones with a confidence)
+    avg_confidence: float | None = None
+    feedback_up: int = 0
+    feedback_down: int = 0
+
+    def _rate(self, n: int) -> float | None:
+        return round(n / self.turns, 4) if self.turns else None
+
+    @property
+    def answered_rate(self) -> float | None:
+        return self._rate(self.answered)
+
+    @property
+    def fallback_rate(self) -> float | None:
+        return self._rate(self.fallback)
+
+    @property
+    def handoff_rate(self) -> float | None:
+        return self._rate(self.handoffs)
+
+    @property
+    def feedback_up_ratio(self) -> float | None:
+        total = self.feedback_up + self.feedback_down
+        return round(self.feedback_up / total, 4) if total else None
+
+
+def day_range(start: datetime, end: datetime) -> list[date]:
+    """The UTC days touched by ``[start, end)``."""
+    first, last = utc(start).date(), (utc(end) - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _day(session: AsyncSession, column: Any) -> ColumnElement[str]:
+    """``YYYY-MM-DD`` of a UTC timestamp column, per dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", column)
+
+
+def _in_range(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(column >= utc(start), column < utc(end))
+
+
+def _sum(cond: ColumnElement[bool]) -> Any:
+    return func.sum(case((cond, 1), else_=0))
+
+
+async def daily_stats(session: AsyncSession, start: datetime, end: datetime) -> list[DayStats]:
+    """One :class:`DayStats` per UTC day of ``[start, end)`` (days without traffic included)."""
+    days = {d.isoformat(): DayStats(d) for d in day_range(start, end)}
+
+    mode = EventRow.payload["mode"].as_string()
+    answered = EventRow.payload["answered"].as_boolean()
+    partial = func.coalesce(EventRow.payload["partial"].as_boolean(), False)
+    confidence = EventRow.payload["confidence"].as_float()
+    searched = and_(mode.in_(SEARCHED_MODES), partial.is_not(True))
+    day = _day(session, EventRow.created_at)
+    done_rows = await session.execute(
+        select(
+            day,
+            func.count(),
+            _sum(and_(answered, mode != "handoff")),
+            _sum(and_(mode == "fallback", partial.is_not(True))),
+            _sum(searched),
+            func.avg(case((searched, confidence))),
+        )
+        .where(EventRow.type == "done", _in_range(EventRow.created_at, start, end))
+        .group_by(day)
+    )
+    for d, turns, ok, fallback, searched, conf in done_rows.all():
+        if (s := days.get(str(d))) is not None:
+            s.turns, s.answered, s.fallback = int(turns), int(ok or 0), int(fallback or 0)
+            s.searched = int(searched or 0)
+            s.avg_confidence = round(float(conf), 4) if conf is not None else None
+
+    handoff_rows = await session.execute(
+        select(day, func.count(func.distinct(EventRow.turn_id)))
+        .where(
+            EventRow.type == "handoff",
+            EventRow.turn_id.is_not(None),
+            _in_range(EventRow.created_at, start, end),
+        )
+        .group_by(day)
+    )
+    for d, n in handoff_rows.all():
+        if (s := days.get(str(d))) is not None:
+            s.handoffs = int(n)
+
+    fday = _day(session, Feedback.created_at)
+    feedback_rows = await session.execute(
+        select(fday, Feedback.rating, func.count())
+        .where(_in_range(Feedback.created_at, start, end))
+        .group_by(fday, Feedback.rating)
+    )
+    for d, rating, n in feedback_rows.all():
+        if (s := days.get(str(d))) is not None:
+            if rating == "up":
+                s.feedback_up = int(n)
+            elif rating == "down":
+                s.feedback_down = int(n)
+
+    cday = _day(session, Conversation.created_at)
+    conv_rows = await session.execute(
+        select(cday, func.count())
+        .where(_in_range(Conversation.created_at, start, end))
+        .group_by(cday)
+    )
+    for d, n in conv_rows.all():
+        if (s := days.get(str(d))) is not None:
+            s.conversations = int(n)
+    return list(days.values())
+
+
+async def unanswered_questions(
+    session: AsyncSession, start: datetime, end: datetime, *, limit: int = MAX_GAP_SAMPLES
+) -> list[str]:
+    """The user messages of the fallback turns in ``[start, end)``, newest first."""
+    user = aliased(EventRow)
+    partial = func.coalesce(EventRow.payload["partial"].as_boolean(), False)
+    rows = await session.execute(
+        select(user.payload)
+        .select_from(EventRow)
+        .join(
+            user,
+            and_(
+                user.conversation_id == EventRow.conversation_id,
+                user.turn_id == EventRow.turn_id,
+                user.type == "user_message",
+            ),
+        )
+        .where(
+            EventRow.type == "done",
+            _in_range(EventRow.created_at, start, end),
+            EventRow.payload["mode"].as_string() == "fallback",
+            partial.is_not(True),
+        )
+        .order_by(EventRow.created_at.desc())
+        .limit(limit)
+    )
+    return [str(p.get("text", "")) for (p,) in rows.all() if p.get("text")]
+
+
+def last_days(days: int, *, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """``[start, end)`` covering the last ``days`` UTC days, today included."""
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    start = datetime(today.year, today.month, today.day, tzinfo=UTC) - timedelta(days=days - 1)
+    return start, datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=1)
