@@ -29,10 +29,12 @@ from web.chat_ws import router as ws_router
 from web.clientip import TrustedProxies
 from web.deps import RuntimeLike, Services
 from web.eventlog import EventLog
+from web.handoff_flow import HandoffFlow, llm_of
 from web.hub import Hub, InProcessHub
 from web.limits import Guards, Limits, RateLimiter
 from web.logging import configure_logging, request_id_var
 from web.metrics import Metrics, MetricsMiddleware
+from web.metrics_poll import DepthPoller
 from web.protocol import SERVER_VERSION
 from web.routes.health import router as health_router
 from web.routes.help import install as install_help_pages
@@ -85,8 +87,6 @@ async def _reload_loop(services: Services) -> None:
                     log.info("runtime rebuilt: index found")
                     if not notified:
                         announce_reindex(services.hub)
-                    if not notified:
-                        announce_reindex(services.hub)
             elif hasattr(runtime, "reload_if_changed"):
                 result = await asyncio.to_thread(runtime.reload_if_changed)
                 if inspect.isawaitable(result):
@@ -130,7 +130,12 @@ def create_app(
     settings: Settings | None = None, *, runtime: RuntimeLike | None = None, hub: Hub | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.log_level, json_logs=settings.log_json)
+    configure_logging(
+        settings.log_level,
+        json_logs=settings.log_json,
+        log_pii=settings.log_pii,
+        order_pattern=settings.order_number_pattern,
+    )
     metrics = Metrics() if settings.metrics_enabled else None
 
     @asynccontextmanager
@@ -178,12 +183,15 @@ def create_app(
         ref.append(services)
         if scale is not None:
             turns.leases = scale.leases
-        if scale is not None:
-            turns.leases = scale.leases
-        if metrics is not None:
+        poller = DepthPoller(db, metrics) if metrics is not None else None
+        if metrics is not None and poller is not None:
             _observe(metrics, services)
+            poller.start()
         if runtime is None:  # an injected runtime (tests) is left alone
             services.reload_task = asyncio.create_task(_reload_loop(services))
+        services.handoff = HandoffFlow(settings, db, events, lambda: llm_of(services.runtime))
+        turns.handoff_hooks = services.handoff
+        handoff_sweep = asyncio.create_task(services.handoff.run())
         app.state.services = services
         webhooks = _webhook_dispatcher(settings, db)
         app.state.webhook_dispatcher = webhooks
@@ -193,15 +201,18 @@ def create_app(
         try:
             yield
         finally:
+            handoff_sweep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await handoff_sweep
             if services.reload_task is not None:
                 services.reload_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await services.reload_task
             await turns.aclose(settings.shutdown_grace_s)
+            if poller is not None:
+                await poller.aclose()
             if webhooks is not None:
                 await webhooks.aclose()
-            if scale is not None:
-                await scale.aclose()
             if scale is not None:
                 await scale.aclose()
             await db.dispose()

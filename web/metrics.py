@@ -36,8 +36,9 @@ _webhook_depth: list[DepthSource] = []
 
 
 def set_webhook_depth_source(source: DepthSource | None) -> None:
-    """Register the callable that returns the number of pending webhook deliveries (``None``
-    when unknown). Read at scrape time by every app's ``klartext_webhook_queue_depth``."""
+    """Register a callable returning the number of pending webhook deliveries (``None`` when
+    unknown), read at scrape time by every app's ``klartext_webhook_queue_depth``; it replaces
+    the app's own poller (``web.metrics_poll``). Must be fast: it runs on the event loop."""
     _webhook_depth.clear()
     if source is not None:
         _webhook_depth.append(source)
@@ -57,6 +58,7 @@ class _Callbacks(Collector):
     def __init__(self) -> None:
         self.in_flight: Callable[[], int] | None = None
         self.breaker_state: Callable[[], str | None] | None = None
+        self.webhook_depth: DepthSource | None = None  # this app's (``web.metrics_poll``)
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         turns = GaugeMetricFamily("klartext_turns_in_flight", "Turns started and not finished.")
@@ -73,7 +75,8 @@ class _Callbacks(Collector):
         depth = GaugeMetricFamily(
             "klartext_webhook_queue_depth", "Webhook deliveries waiting to be sent."
         )
-        value = _webhook_depth[0]() if _webhook_depth else None
+        source = _webhook_depth[0] if _webhook_depth else self.webhook_depth
+        value = source() if source is not None else None
         if value is not None:
             depth.add_metric([], float(value))
         yield depth
