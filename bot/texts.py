@@ -61,6 +61,14 @@ _TEXTS: Mapping[str, Mapping[str, str]] = {
         "de": "Ich habe keine Bestellung mit der Nummer {order_number} gefunden. Bitte prüfen "
         "Sie die Nummer in Ihrer Bestellbestätigung.",
     },
+    "no_agent": {
+        "en": "I'm sorry, nobody from our team is available right now. If you leave your "
+        "email address here, we'll get back to you as soon as possible. Until then, "
+        "I'm happy to keep helping with your questions.",
+        "de": "Es tut mir leid, gerade ist niemand aus unserem Team erreichbar. Wenn Sie uns "
+        "hier Ihre E-Mail-Adresse hinterlassen, melden wir uns so bald wie möglich bei Ihnen. "
+        "Bis dahin helfe ich Ihnen gern weiter.",
+    },
     "internal_error": {
         "en": "Sorry, something went wrong on our side. Please try again.",
         "de": "Entschuldigung, bei uns ist etwas schiefgelaufen. Bitte versuchen Sie es erneut.",

@@ -16,6 +16,7 @@ from bot.conversation import ChatEngine
 from bot.store import Database
 from web.clientip import TrustedProxies
 from web.eventlog import EventLog
+from web.handoff_flow import HandoffFlow
 from web.hub import Hub
 from web.limits import Guards, Limits, RateLimiter
 from web.metrics import Metrics
@@ -49,6 +50,7 @@ class Services:
     guards: Guards | None = None  # per-IP / per-API-key rate limits
     proxies: TrustedProxies | None = None  # whose X-Forwarded-For is believed
     metrics: Metrics | None = None  # None with metrics_enabled=false
+    handoff: HandoffFlow | None = None  # summaries, no-agent fallback, timeout sweep
 
 
 def get_services(request: Request) -> Services:

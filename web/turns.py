@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -27,7 +27,6 @@ from bot.events import Done, Error, Event, Handoff, Token
 from bot.leads import LeadCapture, append_turn_events
 from bot.store import NewEvent, StoredEvent, repo, writes
 from web.eventlog import EventLog, KeyedLocks
-from web.hub import TurnLeases
 from web.hub import TurnLeases
 
 log = logging.getLogger("klartext.turns")
@@ -52,6 +51,22 @@ class TurnObserver(Protocol):
     def turn_events(self, events: list[Event]) -> None: ...
 
     def turn_finished(self, seconds: float) -> None: ...
+
+
+class HandoffHooks(Protocol):
+    """Handoff extras (``web.handoff_flow.HandoffFlow`` implements it)."""
+
+    async def summary(
+        self, conversation_id: str, pending: Sequence[NewEvent] = (), reason: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def annotate(self, conversation_id: str, events: list[NewEvent]) -> list[NewEvent]:
+        """Attach the conversation summary to ``handoff`` events entering pending_human."""
+        ...
+
+    async def requested(self, conversation_id: str) -> None:
+        """After a visitor's handoff was committed (e.g. no agents: fall back at once)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +143,9 @@ class TurnRunner:
         self._history: OrderedDict[str, _History] = OrderedDict()
         self._running: dict[str, int] = {}  # turns started or queued, per conversation
         self.leases: TurnLeases | None = None  # several replicas (Redis): web.turn_leases
-        self.leases: TurnLeases | None = None  # several replicas (Redis): web.turn_leases
         self.first_token_ms: list[float] = []  # recent time-to-first-token samples (server side)
         self.observer: TurnObserver | None = None
+        self.handoff_hooks: HandoffHooks | None = None
 
     def conversation_created(self, conversation_id: str, lang: str | None) -> None:
         """A new, empty conversation: its first turn needs no history read."""
@@ -172,26 +187,30 @@ class TurnRunner:
 
     async def request_human(self, conversation_id: str, message_id: str, lang: str) -> Submitted:
         new_turn = writes.new_id()
+        hooks = self.handoff_hooks
+        summary = await hooks.summary(conversation_id, reason="user_request") if hooks else None
 
-        def op(s: Session) -> tuple[list[StoredEvent], tuple[str, bool]]:
+        def op(s: Session) -> tuple[list[StoredEvent], tuple[str, bool, bool]]:
             turn_id, new = writes.claim_message(s, conversation_id, message_id, new_turn)
             if not new:
-                return [], (turn_id, False)
+                return [], (turn_id, False, False)
             _, current = writes.append_events_with_state(s, conversation_id, [])
             state = current if current != "bot" else "pending_human"
             done = Done(turn_id=turn_id, mode="handoff", answered=True, lang=lang)
+            payload: dict[str, Any] = {"reason": "user_request", "state": state}
+            if summary is not None and current == "bot":
+                payload["summary"] = summary
             stored = writes.append_events(
                 s,
                 conversation_id,
-                [
-                    NewEvent("handoff", {"reason": "user_request", "state": state}, turn_id),
-                    _to_new_event(done, turn_id),
-                ],
+                [NewEvent("handoff", payload, turn_id), _to_new_event(done, turn_id)],
             )
             writes.update_conversation(s, conversation_id, handoff_state=state)
-            return stored, (turn_id, True)
+            return stored, (turn_id, True, current == "bot")
 
-        turn_id, new = await self.events.write(conversation_id, op)
+        turn_id, new, entered = await self.events.write(conversation_id, op)
+        if entered and hooks is not None:
+            await hooks.requested(conversation_id)
         return Submitted(turn_id, new)
 
     async def feedback(
@@ -286,8 +305,6 @@ class TurnRunner:
                 self._running.pop(conversation_id, None)
             if self.leases is not None:
                 await self.leases.release(conversation_id)
-            if self.leases is not None:
-                await self.leases.release(conversation_id)
 
     async def _end_cancelled(self, conversation_id: str, turn_id: str) -> None:
         """Append ``done(partial)`` for a turn cancelled before it finished, so reconnecting
@@ -361,6 +378,7 @@ class TurnRunner:
             seqs: list[int] = [user_seq]
             answer: list[str] = []
             lang = ctx.lang
+            handed_off = False
             try:
                 finished = False
                 while not finished:
@@ -382,6 +400,8 @@ class TurnRunner:
                             answer.append(e.text)
                         elif isinstance(e, Done) and e.lang:
                             lang = e.lang
+                        elif isinstance(e, Handoff):
+                            handed_off = True
             finally:
                 if not producer.done():
                     producer.cancel()
@@ -389,6 +409,8 @@ class TurnRunner:
                         await producer
             if self.observer is not None:
                 self.observer.turn_finished(time.perf_counter() - received)
+            if handed_off and self.handoff_hooks is not None:
+                await self.handoff_hooks.requested(conversation_id)
             contiguous = seqs == list(range(user_seq, user_seq + len(seqs)))
             turns = (*ctx.history, Turn("user", text), Turn("bot", "".join(answer)))
             self._remember(
@@ -406,6 +428,8 @@ class TurnRunner:
                 updates["handoff_state"] = "pending_human"
             elif isinstance(e, Done) and e.lang:
                 updates["lang"] = e.lang
+        if "handoff_state" in updates and self.handoff_hooks is not None:
+            new_events = await self.handoff_hooks.annotate(conversation_id, new_events)
 
         def op(s: Session) -> tuple[list[StoredEvent], list[StoredEvent]]:
             stored = append_turn_events(s, conversation_id, new_events)

@@ -15,7 +15,7 @@ not allowed in the current state raises :class:`InvalidTransitionError` and chan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -66,10 +66,17 @@ def _apply(
     return Transition(status, state, stored)
 
 
-def _handoff_event(state: str, reason: str, agent_name: str | None = None) -> NewEvent:
-    payload: dict[str, str] = {"reason": reason, "state": state}
+def _handoff_event(
+    state: str,
+    reason: str,
+    agent_name: str | None = None,
+    summary: dict[str, Any] | None = None,
+) -> NewEvent:
+    payload: dict[str, Any] = {"reason": reason, "state": state}
     if agent_name:
         payload["agent_name"] = agent_name
+    if summary is not None:
+        payload["summary"] = summary
     return NewEvent("handoff", payload)
 
 
@@ -80,13 +87,16 @@ def take_over(
     target: TakeoverTarget = "human",
     reason: str = "agent_takeover",
     agent_name: str | None = None,
+    summary: dict[str, Any] | None = None,
 ) -> Transition:
-    """``bot → pending_human`` (queue it for an agent) or ``bot/pending_human → human``."""
+    """``bot → pending_human`` (queue it for an agent) or ``bot/pending_human → human``;
+    ``summary`` (:mod:`bot.handoff_summary`) goes on the ``handoff`` event."""
     status, state = _lock(s, conversation_id)
     allowed = ("bot",) if target == "pending_human" else ("bot", "pending_human")
     if status != "open" or state not in allowed:
         raise InvalidTransitionError("hand off", status, state)
-    return _apply(s, conversation_id, status, target, [_handoff_event(target, reason, agent_name)])
+    event = _handoff_event(target, reason, agent_name, summary)
+    return _apply(s, conversation_id, status, target, [event])
 
 
 def agent_message(s: Session, conversation_id: str, *, text: str, agent_name: str) -> Transition:

@@ -74,6 +74,14 @@ class Api:
         return conv.id
 
 
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Server settings a test module asks for by defining an ``api_settings`` fixture."""
+    try:
+        return dict(request.getfixturevalue("api_settings"))
+    except pytest.FixtureLookupError:
+        return {}
+
+
 @pytest.fixture(scope="session")
 def api_pg() -> Iterator[PgCluster]:
     with pg_cluster() as cluster:
@@ -82,7 +90,7 @@ def api_pg() -> Iterator[PgCluster]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def api(request: pytest.FixtureRequest, start_server: StartServer) -> AsyncIterator[Api]:
-    overrides: dict[str, Any] = {}
+    overrides = settings_overrides(request)
     if request.param == "postgresql":
         cluster: PgCluster = request.getfixturevalue("api_pg")
         overrides["database_url"] = cluster.create_database()
@@ -102,9 +110,11 @@ async def api(request: pytest.FixtureRequest, start_server: StartServer) -> Asyn
 
 
 @pytest.fixture
-async def api_sqlite(start_server: StartServer) -> AsyncIterator[Api]:
+async def api_sqlite(
+    request: pytest.FixtureRequest, start_server: StartServer
+) -> AsyncIterator[Api]:
     """SQLite only (for the tests that do not touch backend-specific SQL)."""
-    server = start_server()
+    server = start_server(**settings_overrides(request))
     db = Database(server.settings.effective_database_url)
     async with db.writing() as s:
         keys = {

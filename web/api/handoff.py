@@ -58,13 +58,21 @@ async def handoff(
     _key: AgentKey,
     body: Annotated[HandoffIn | None, Body()] = None,
 ) -> TransitionOut:
-    """``bot → pending_human`` or ``bot/pending_human → human``; the bot stops answering."""
+    """``bot → pending_human`` or ``bot/pending_human → human``; the bot stops answering. The
+    ``handoff`` event carries a ``summary`` of the conversation for the agent."""
     b = body or HandoffIn()
+    flow = services.handoff
+    summary = await flow.summary(conversation_id, reason=b.reason) if flow is not None else None
     result = await transition(
         services,
         conversation_id,
         lambda s: hf.take_over(
-            s, conversation_id, target=b.state, reason=b.reason, agent_name=b.agent_name
+            s,
+            conversation_id,
+            target=b.state,
+            reason=b.reason,
+            agent_name=b.agent_name,
+            summary=summary,
         ),
     )
     return await _out(services, conversation_id, result)

@@ -59,6 +59,9 @@ class Entry(BaseModel):
     state: str | None = None
     reason: str | None = None
     contact_id: str | None = Field(None, description="For `contact_linked` entries.")
+    summary: dict[str, Any] | None = Field(
+        None, description="For handoffs to a human: the conversation summary for the agent."
+    )
 
 
 class Transcript(BaseModel):
@@ -103,6 +106,7 @@ def render_entries(events: list[TimedEvent]) -> list[Entry]:
                     reason=p.get("reason"),
                     agent_name=p.get("agent_name"),
                     turn_id=e.turn_id,
+                    summary=p.get("summary") if isinstance(p.get("summary"), dict) else None,
                 )
             )
         elif e.type == "contact_linked":
@@ -169,6 +173,8 @@ def to_markdown(t: Transcript) -> str:
         if e.role == "system":
             who = f" by {e.agent_name}" if e.agent_name else ""
             lines += [f"*{at} — handoff → {e.state} ({e.reason}){who}*", ""]
+            if e.summary and e.summary.get("text"):
+                lines += [f"> _Summary: {e.summary['text']}_", ""]
             continue
         who = {"user": "User", "bot": "Bot"}.get(e.role) or f"Agent {e.agent_name or ''}".strip()
         lines += [f"**{who}** · {at}", "", _quote(e.text or "")]

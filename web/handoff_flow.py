@@ -1,0 +1,169 @@
+"""Handoff around the state machine: the summary attached when a conversation is handed to a
+human, the "no agent available" fallback, and the timeout sweep.
+
+* :meth:`HandoffFlow.annotate` / :meth:`HandoffFlow.summary`: the ``summary`` of a ``handoff``
+  event entering ``pending_human`` (:mod:`bot.handoff_summary`; LLM if configured and healthy).
+* :meth:`HandoffFlow.requested`: after a visitor's handoff is committed — when agents are
+  switched off (``POST /api/v1/agents/availability``), the fallback runs at once.
+* :meth:`HandoffFlow.run`: the lifespan's background sweep. Every ``handoff_sweep_interval_s``
+  it gives every conversation waiting in ``pending_human`` longer than ``handoff_timeout_s``
+  (or any, while agents are off) back to the bot with the fallback message
+  (:mod:`bot.handoff_fallback`). The claim is a conditional UPDATE, so replicas sweeping at the
+  same time never double a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.config import Settings
+from bot.handoff_fallback import FallbackReason, fallback_op
+from bot.handoff_summary import SUMMARY_EVENT_TYPES, summarize
+from bot.llm.providers import ChatModelProvider
+from bot.store import Database, NewEvent, repo
+from bot.store.handoff_timeout import Availability, due_conversations, get_availability
+from web.eventlog import EventLog
+
+log = logging.getLogger("klartext.handoff")
+_HISTORY_EVENTS = 400
+_SWEEP_BATCH = 200
+
+ProviderSource = Callable[[], ChatModelProvider | None]
+
+
+class HandoffFlow:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        events: EventLog,
+        provider: ProviderSource = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.events = events
+        self._provider = provider
+
+    # --- summary -------------------------------------------------------------------------
+    async def summary(
+        self, conversation_id: str, pending: Sequence[NewEvent] = (), reason: str | None = None
+    ) -> dict[str, Any]:
+        """The handoff summary of the conversation so far (plus ``pending`` events not yet
+        written)."""
+        async with self.db.session() as session:
+            conv = await repo.get_conversation(session, conversation_id)
+            stored = await repo.recent_events(
+                session, conversation_id, limit=_HISTORY_EVENTS, types=SUMMARY_EVENT_TYPES
+            )
+        events: list[Any] = [*stored, *pending]
+        lang = (conv.lang if conv else None) or _last_lang(events) or self.settings.default_language
+        provider = self._provider() if self.settings.handoff_summary_llm else None
+        return await summarize(
+            events,
+            lang=lang,
+            order_pattern=self.settings.order_number_pattern,
+            reason=reason,
+            provider=provider,
+            timeout_s=self.settings.handoff_summary_timeout_s,
+        )
+
+    async def annotate(self, conversation_id: str, events: list[NewEvent]) -> list[NewEvent]:
+        """``events`` with a ``summary`` on each ``handoff`` entering ``pending_human``."""
+        marks = [
+            i
+            for i, e in enumerate(events)
+            if e.type == "handoff" and e.payload.get("state") == "pending_human"
+        ]
+        if not marks:
+            return events
+        try:
+            summary = await self.summary(
+                conversation_id, events, reason=events[marks[0]].payload.get("reason")
+            )
+        except Exception:  # a summary must never stop the handoff itself
+            log.exception("handoff summary failed", extra={"conversation_id": conversation_id})
+            return events
+        out = list(events)
+        for i in marks:
+            e = out[i]
+            out[i] = NewEvent(e.type, {**e.payload, "summary": summary}, e.turn_id)
+        return out
+
+    # --- availability and the fallback ---------------------------------------------------
+    async def availability(self) -> Availability:
+        async with self.db.session() as session:
+            return await get_availability(session)
+
+    async def requested(self, conversation_id: str) -> None:
+        """A visitor's handoff was committed: with agents off, fall back right away."""
+        try:
+            if not (await self.availability()).available:
+                await self.fallback(conversation_id, "no_agent_available", older_than=None)
+        except Exception:
+            log.exception("no-agent fallback failed", extra={"conversation_id": conversation_id})
+
+    async def fallback(
+        self, conversation_id: str, reason: FallbackReason, *, older_than: datetime | None
+    ) -> bool:
+        op = fallback_op(
+            conversation_id,
+            reason=reason,
+            older_than=older_than,
+            default_lang=self.settings.default_language,
+        )
+        done = await self.events.write(conversation_id, op)
+        if done:
+            log.info(
+                "handoff fallback", extra={"conversation_id": conversation_id, "reason": reason}
+            )
+        return done
+
+    async def sweep_once(self) -> int:
+        """One pass of the sweep; returns how many conversations went back to the bot."""
+        available = (await self.availability()).available
+        timeout = self.settings.handoff_timeout_s
+        if available and timeout <= 0:
+            return 0
+        cutoff = None if not available else datetime.now(UTC) - timedelta(seconds=timeout)
+        reason: FallbackReason = "handoff_timeout" if available else "no_agent_available"
+        async with self.db.session() as session:
+            ids = await due_conversations(session, older_than=cutoff, limit=_SWEEP_BATCH)
+        n = 0
+        for cid in ids:
+            try:
+                n += await self.fallback(cid, reason, older_than=cutoff)
+            except Exception:
+                log.exception("handoff fallback failed", extra={"conversation_id": cid})
+        return n
+
+    async def run(self) -> None:
+        """The background sweep (cancel to stop)."""
+        interval = max(0.05, self.settings.handoff_sweep_interval_s)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep_once()
+            except Exception:
+                log.exception("handoff sweep failed")
+
+
+def llm_of(runtime: object) -> ChatModelProvider | None:
+    """The runtime's LLM provider, unless there is none or its circuit is open."""
+    provider = getattr(runtime, "provider", None)
+    breaker = getattr(getattr(runtime, "engine", None), "breaker", None)
+    if not isinstance(provider, ChatModelProvider):
+        return None
+    if breaker is not None and getattr(breaker, "state", "closed") == "open":
+        return None
+    return provider
+
+
+def _last_lang(events: Sequence[Any]) -> str | None:
+    for e in reversed(events):
+        if e.type == "done" and e.payload.get("lang"):
+            return str(e.payload["lang"])
+    return None
