@@ -228,16 +228,6 @@ class Settings(BaseSettings):
         8.0, gt=0, description="Longest wait for the LLM's handoff summary (seconds)."
     )
 
-    # --- scale-out (several replicas) ----------------------------------------------------
-    redis_url: str | None = Field(
-        None,
-        description="Redis for several replicas (redis://host:6379/0): live events across "
-        "replicas, immediate reindex pick-up, turn leases. Unset or empty = one process.",
-    )
-    redis_prefix: str = Field(
-        "klartext:", description="Prefix of Redis channels and keys (deployments sharing a Redis)."
-    )
-
     # --- logging -------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level.")
     log_json: bool = Field(True, description="Structured JSON logs.")
