@@ -79,6 +79,7 @@ class RedisHub:
         self._backlog_ready = asyncio.Event()
         self._last_rx = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.connected = False
         self.dropped = 0  # frames dropped from a full backlog (Redis down for long)
         self.reindex_requested = asyncio.Event()
@@ -117,12 +118,22 @@ class RedisHub:
 
     # --- control ---------------------------------------------------------------------------
     def notify_reindex(self, build: str | None = None) -> None:
-        """Tell the other replicas that the shared index changed (they reload at once)."""
-        self._enqueue(self._control, json.dumps({"type": "reindex", "build": build}).encode())
+        """Tell the other replicas that the shared index changed (they reload at once). Safe
+        to call from another thread (e.g. a reindex running in a worker thread)."""
+        data = json.dumps({"type": "reindex", "build": build}).encode()
+        loop = self._loop
+        try:
+            same_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same_loop = False
+        if loop is None or same_loop:
+            self._enqueue(self._control, data)
+        else:
+            loop.call_soon_threadsafe(self._enqueue, self._control, data)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._listen_forever(), name="redis-hub-listen"),
             loop.create_task(self._publish_forever(), name="redis-hub-publish"),

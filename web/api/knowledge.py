@@ -25,6 +25,7 @@ from knowledge.schema import Entry
 from web.api.auth import AdminKey, ReadKey
 from web.api.errors import ApiError, responses
 from web.deps import Services, ServicesDep
+from web.scaleout import announce_reindex
 
 log = logging.getLogger("klartext.api.knowledge")
 router = APIRouter(prefix="/api/v1/knowledge", tags=["knowledge"])
@@ -283,7 +284,10 @@ def _pick_up(services: Services, status: ReindexStatus) -> bool:
         log.info("runtime rebuilt after an API reindex")
         return True
     reload = getattr(runtime, "reload_if_changed", None)
-    return bool(reload()) if status.index_written and callable(reload) else False
+    swapped = bool(reload()) if status.index_written and callable(reload) else False
+    if swapped:  # several replicas (Redis): the others reload now, not at their next poll
+        announce_reindex(services.hub)
+    return swapped
 
 
 @router.post("/reindex", status_code=202, responses=responses(401, 403, 409))
