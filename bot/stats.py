@@ -90,10 +90,6 @@ class HashingEmbedder:
         return out
 
 
-def _key(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def cluster_questions(
     texts: Sequence[str],
     embedder: Embedder,
@@ -105,12 +101,15 @@ def cluster_questions(
     """Greedy cosine clustering of ``texts`` (see the module doc); the ``top`` biggest
     clusters, biggest first. ``threshold`` is on the embedder's own cosine scale."""
     counts: Counter[str] = Counter()
-    shown: dict[str, str] = {}
+    wordings: dict[str, Counter[str]] = {}
     for t in texts:
-        k = _key(redact(t))
+        text = " ".join(redact(t).split())
+        k = text.lower()
         if k:
             counts[k] += 1
-            shown.setdefault(k, redact(t).strip())
+            wordings.setdefault(k, Counter())[text] += 1
+    # each distinct question is shown in its most frequent wording (ties: the first seen)
+    shown = {k: w.most_common(1)[0][0] for k, w in wordings.items()}
     distinct = [k for k, _ in counts.most_common(MAX_GAP_TEXTS)]
     if not distinct:
         return []

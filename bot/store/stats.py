@@ -176,7 +176,7 @@ async def unanswered_questions(
             EventRow.payload["mode"].as_string() == "fallback",
             partial.is_not(True),
         )
-        .order_by(EventRow.created_at.desc())
+        .order_by(EventRow.created_at.desc(), EventRow.id.desc())
         .limit(limit)
     )
     return [str(p.get("text", "")) for (p,) in rows.all() if p.get("text")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from bot.conversation import ConversationContext, Turn
-from bot.events import ActionEvent, Done, Event, Handoff, Token
+from bot.events import ActionEvent, AnswerMode, Done, Event, Handoff, Token
 from bot.leads import (
     CAPTURE_ACTION,
     PROMPTS,
@@ -18,7 +18,7 @@ from bot.leads import (
 
 
 class Inner:
-    def __init__(self, mode: str = "extractive", handoff: bool = False) -> None:
+    def __init__(self, mode: AnswerMode = "extractive", handoff: bool = False) -> None:
         self.mode = mode
         self.handoff = handoff
         self.calls = 0
@@ -30,7 +30,7 @@ class Inner:
         yield Token(text="An answer.")
         if self.handoff:
             yield Handoff(reason="user_request")
-        yield Done(turn_id=turn_id, mode=self.mode, answered=True, lang=ctx.lang or "en")  # type: ignore[arg-type]
+        yield Done(turn_id=turn_id, mode=self.mode, answered=True, lang=ctx.lang or "en")
 
 
 async def _run(engine: LeadCapture, text: str, ctx: ConversationContext) -> list[Event]:

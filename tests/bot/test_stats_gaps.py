@@ -25,7 +25,8 @@ class TopicEmbedder:
             )
             out[i, axis] = 1.0
             out[i, 3] += 0.1 * (len(t) % 3)
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+        out /= np.linalg.norm(out, axis=1, keepdims=True)
+        return out
 
 
 def test_clusters_by_meaning_counted_and_ranked() -> None:

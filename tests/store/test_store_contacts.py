@@ -4,6 +4,7 @@ linking, lead capture, listing, erasure; plus the feedback listing and the daily
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import update
@@ -103,10 +104,10 @@ async def test_link_capture_and_delete(db: Database) -> None:
 
 
 async def test_list_contacts_pages(db: Database) -> None:
-    ids = [
-        (await db.write(lambda s, i=i: c.create_contact(s, email=f"p{i}@example.com"))).id
-        for i in range(5)
-    ]
+    ids: list[str] = []
+    for i in range(5):
+        made = await db.write(partial(c.create_contact, email=f"p{i}@example.com"))
+        ids.append(made.id)
     seen: list[str] = []
     cursor: str | None = None
     async with db.session() as s:

@@ -1,0 +1,70 @@
+"""`klartext stats` against a real (migrated) SQLite database: rich tables and --json."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.store import Database, NewEvent, repo
+from bot.store.migrate import upgrade
+
+
+async def _seed(url: str) -> None:
+    db = Database(url)
+    try:
+        async with db.writing() as s:
+            conv = await repo.create_conversation(s, lang="en")
+            events: list[NewEvent] = []
+            for i, (text, mode) in enumerate(
+                [("Where is my parcel?", "fallback"), ("where is my parcel?", "fallback"),
+                 ("shipping time", "extractive")]
+            ):  # fmt: skip
+                tid = f"t{i}"
+                answered = mode != "fallback"
+                events += [
+                    NewEvent("user_message", {"text": text, "message_id": tid}, tid),
+                    NewEvent("done", {"mode": mode, "answered": answered, "confidence": 0.5}, tid),
+                ]
+            await repo.append_events(s, conv.id, events)
+    finally:
+        await db.dispose()
+
+
+def test_stats_tables_and_json(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'k.db'}"
+    upgrade(url)
+    asyncio.run(_seed(url))
+    runner = CliRunner()
+    env = {"COLUMNS": "200", "KLARTEXT_DATA_DIR": str(tmp_path)}
+    out = runner.invoke(app, ["stats", "--days", "2", "--url", url], env=env)
+    assert out.exit_code == 0, out.output
+    today = datetime.now(UTC).date().isoformat()
+    assert "Per day (UTC)" in out.output and today in out.output
+    assert "66.7%" in out.output  # 2 of 3 turns fell back
+    # equal counts: the newest wording represents the question
+    assert "where is my parcel?" in out.output and "hashing:v1" in out.output
+
+    res = runner.invoke(app, ["stats", "--days", "1", "--json", "--url", url], env=env)
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.output.strip().splitlines()[-1])
+    assert [d["day"] for d in body["days"]] == [today]
+    assert (body["totals"]["turns"], body["totals"]["fallback"]) == (3, 2)
+    assert body["totals"]["fallback_rate"] == round(2 / 3, 4)
+    assert body["knowledge_gaps"] == [
+        {"count": 2, "representative": "where is my parcel?", "examples": ["where is my parcel?"]}
+    ]
+
+
+def test_stats_errors(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    runner = CliRunner()
+    env = {"KLARTEXT_DATA_DIR": str(tmp_path)}
+    res = runner.invoke(app, ["stats", "--url", url], env=env)
+    assert res.exit_code == 1 and "not migrated" in res.output
+    res = runner.invoke(app, ["stats", "--embedder", "magic", "--url", url], env=env)
+    assert res.exit_code == 2
