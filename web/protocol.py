@@ -4,9 +4,10 @@ and builders for the server's control frames."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 1
 SERVER_VERSION = "0.1.0"
@@ -23,6 +24,20 @@ class FrameError(Exception):
         self.retry_after = retry_after
 
 
+# C0 controls, DEL and lone UTF-16 surrogates: never valid in ids (the database refuses NUL,
+# a surrogate cannot be encoded back to UTF-8)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _no_controls(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+SafeStr = Annotated[str, AfterValidator(_no_controls)]
+
+
 class _Frame(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -30,29 +45,31 @@ class _Frame(BaseModel):
 class Hello(_Frame):
     type: Literal["hello"]
     v: int = PROTOCOL_VERSION
-    widget_version: str = Field("unknown", max_length=64)
-    conversation_id: str | None = Field(None, max_length=64)
-    token: str | None = Field(None, max_length=256)
+    widget_version: SafeStr = Field("unknown", max_length=64)
+    conversation_id: SafeStr | None = Field(None, max_length=64)
+    token: SafeStr | None = Field(None, max_length=256)
     last_seq: int = Field(0, ge=0)
-    lang: str | None = Field(None, max_length=16)
+    lang: SafeStr | None = Field(None, max_length=16)
 
 
 class Message(_Frame):
     type: Literal["message"]
-    message_id: str = Field(min_length=1, max_length=128)
+    message_id: SafeStr = Field(min_length=1, max_length=128)
     text: str
 
 
 class FeedbackFrame(_Frame):
     type: Literal["feedback"]
-    turn_id: str = Field(min_length=1, max_length=64)
+    turn_id: SafeStr = Field(min_length=1, max_length=64)
     rating: Literal["up", "down"]
-    comment: str | None = Field(None, max_length=2000)
+    comment: Annotated[str, AfterValidator(lambda c: clean_text(c))] | None = Field(
+        None, max_length=2000
+    )
 
 
 class RequestHuman(_Frame):
     type: Literal["request_human"]
-    message_id: str = Field(min_length=1, max_length=128)
+    message_id: SafeStr = Field(min_length=1, max_length=128)
 
 
 class Typing(_Frame):
@@ -61,7 +78,7 @@ class Typing(_Frame):
 
 class Ping(_Frame):
     type: Literal["ping"]
-    nonce: str | int | None = None
+    nonce: Annotated[SafeStr, Field(max_length=128)] | int | None = None
 
 
 ClientFrame = Annotated[
