@@ -151,8 +151,8 @@ async def test_concurrent_sweeps_fall_back_once(api: Api) -> None:
     finally:
         for db in replicas:
             await db.dispose()
-    # exactly one claim wins (the server's own sweep may be the one, on a slow machine)
-    assert results.count(True) <= 1
+    # at most one of them claims it (the server's own sweep may win, on a slow machine)
+    assert [claimed for _events, claimed in results].count(True) <= 1
     t = (await api.call("GET", f"{BASE}/{cid}", "read")).json()
     texts_seen = [e["text"] for e in t["entries"] if e["role"] == "bot"]
     assert texts_seen == [texts.text("no_agent", "en")]

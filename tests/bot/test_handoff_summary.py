@@ -61,6 +61,7 @@ async def test_llm_summary_replaces_the_text_only() -> None:
 
 
 class _Slow(BaseChatModel):
+    @property
     def _llm_type(self) -> str:
         return "slow"
 
