@@ -19,10 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.conversation import ChatEngine, ConversationContext, HandoffState, Turn
-from bot.errors import KlartextError
+from bot.errors import KlartextError, StoreError
 from bot.events import Done, Error, Event, Handoff, Token
 from bot.leads import LeadCapture, append_turn_events
 from bot.store import NewEvent, StoredEvent, repo, writes
@@ -87,6 +88,18 @@ def _to_new_event(ev: Event, turn_id: str) -> NewEvent:
     if isinstance(ev, Handoff):
         payload["state"] = "pending_human"
     return NewEvent(ev.type, payload, turn_id)
+
+
+def _store_down_frame(turn_id: str) -> dict[str, Any]:
+    """Not persisted (it could not be): the turn ends unfinished; a reconnect after the database
+    is back ends it with a partial ``done`` (``finish_interrupted``)."""
+    return {
+        "type": "error",
+        "code": StoreError.code,
+        "message": "The conversation store is unavailable; the answer was interrupted.",
+        "turn_id": turn_id,
+        "retry_after": 5.0,
+    }
 
 
 def coalesce_tokens(evs: list[Event]) -> list[Event]:
@@ -297,6 +310,11 @@ class TurnRunner:
             with contextlib.suppress(Exception):
                 await self._end_cancelled(conversation_id, turn_id)
             raise
+        except (SQLAlchemyError, StoreError, OSError):  # database gone mid-turn: tell sockets now
+            log.exception("turn interrupted: store unavailable")
+            self._remember(conversation_id, None)
+            with contextlib.suppress(Exception):
+                await self.events.hub.publish(conversation_id, [_store_down_frame(turn_id)])
         finally:
             left = self._running.get(conversation_id, 1) - 1
             if left > 0:

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
+from bot.errors import StoreError
 from bot.store.writer import SqliteWriter
 
 T = TypeVar("T")
@@ -62,6 +63,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
 
 
+def _unreachable(exc: OSError) -> StoreError:
+    """asyncpg raises plain ``OSError``s (connection refused/reset) that SQLAlchemy does not
+    wrap: callers get the store's own error instead (code KT800)."""
+    return StoreError(f"database unreachable ({type(exc).__name__}: {exc})")
+
+
 class Database:
     """Owns the engines. ``session()`` for reads; ``write(fn)`` for writes on hot paths (group
     commit on SQLite); ``writing()`` for an ``AsyncSession`` inside one write transaction."""
@@ -79,20 +86,29 @@ class Database:
         SQLite). ``fn`` is sync: use the operations of ``bot.store.writes``."""
         if self._writer is not None:
             return await self._writer.run(fn)
-        async with self.sessions() as session, session.begin():
-            return await session.run_sync(fn)
+        try:
+            async with self.sessions() as session, session.begin():
+                return await session.run_sync(fn)
+        except OSError as exc:
+            raise _unreachable(exc) from exc
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
-            yield session
+        try:
+            async with self.sessions() as session:
+                yield session
+        except OSError as exc:
+            raise _unreachable(exc) from exc
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction, committed on success, rolled back on error."""
         guard = self._write_lock if self._write_lock is not None else nullcontext()
-        async with guard, self.sessions() as session, session.begin():
-            yield session
+        try:
+            async with guard, self.sessions() as session, session.begin():
+                yield session
+        except OSError as exc:
+            raise _unreachable(exc) from exc
 
     async def ping(self) -> bool:
         try:
