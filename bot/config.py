@@ -219,6 +219,15 @@ class Settings(BaseSettings):
     handoff_sweep_interval_s: float = Field(
         5.0, gt=0, description="How often the server looks for timed-out handoffs (seconds)."
     )
+    handoff_office_hours: str | None = Field(
+        None,
+        description="When agents take handoffs, e.g. 'mon-fri 09:00-17:00; sat 10:00-14:00' "
+        "(in handoff_timezone); outside them a handoff gets the no-agent reply at once. "
+        "Unset = always (within the availability switch).",
+    )
+    handoff_timezone: str = Field(
+        "UTC", description="IANA time zone of handoff_office_hours, e.g. Europe/Berlin."
+    )
     handoff_summary_llm: bool = Field(
         True,
         description="Write the conversation summary attached at handoff with the LLM when one "

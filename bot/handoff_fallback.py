@@ -1,7 +1,8 @@
 """The "no agent available" fallback of a pending handoff, as one write operation.
 
 When a conversation waited in ``pending_human`` longer than ``handoff_timeout_s`` (reason
-``handoff_timeout``), or agents are switched off (reason ``no_agent_available``), the bot takes
+``handoff_timeout``), agents are switched off (``no_agent_available``) or it is outside
+``handoff_office_hours`` (``outside_office_hours``), the bot takes
 the conversation back and tells the visitor, in their language, that nobody is available,
 asks for an email address to follow up and promises to get back to them. The transcript gets,
 in one transaction::
@@ -25,7 +26,7 @@ from bot import texts
 from bot.store.handoff_timeout import claim_expired
 from bot.store.writes import NewEvent, StoredEvent, append_events, new_id, update_conversation
 
-FallbackReason = Literal["handoff_timeout", "no_agent_available"]
+FallbackReason = Literal["handoff_timeout", "no_agent_available", "outside_office_hours"]
 FallbackOp = Callable[[Session], tuple[list[StoredEvent], bool]]
 
 

@@ -7,9 +7,9 @@ human, the "no agent available" fallback, and the timeout sweep.
   switched off (``POST /api/v1/agents/availability``), the fallback runs at once.
 * :meth:`HandoffFlow.run`: the lifespan's background sweep. Every ``handoff_sweep_interval_s``
   it gives every conversation waiting in ``pending_human`` longer than ``handoff_timeout_s``
-  (or any, while agents are off) back to the bot with the fallback message
-  (:mod:`bot.handoff_fallback`). The claim is a conditional UPDATE, so replicas sweeping at the
-  same time never double a message.
+  (or any, while agents are off or it is outside ``handoff_office_hours``) back to the bot
+  with the fallback message (:mod:`bot.handoff_fallback`). The claim is a conditional UPDATE,
+  so replicas sweeping at the same time never double a message.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.handoff_fallback import FallbackReason, fallback_op
 from bot.handoff_summary import SUMMARY_EVENT_TYPES, summarize
 from bot.llm.providers import ChatModelProvider
+from bot.office_hours import parse_office_hours
 from bot.store import Database, NewEvent, repo
 from bot.store.handoff_timeout import Availability, due_conversations, get_availability
 from web.eventlog import EventLog
@@ -47,6 +48,9 @@ class HandoffFlow:
         self.db = db
         self.events = events
         self._provider = provider
+        hours = settings.handoff_office_hours
+        # a bad spec stops the server at start (ConfigError), not at the first handoff
+        self.hours = parse_office_hours(hours, settings.handoff_timezone) if hours else None
 
     # --- summary -------------------------------------------------------------------------
     async def summary(
@@ -98,11 +102,20 @@ class HandoffFlow:
         async with self.db.session() as session:
             return await get_availability(session)
 
+    async def closed_reason(self) -> FallbackReason | None:
+        """Why agents take no handoffs now (switched off / outside office hours), or None."""
+        if not (await self.availability()).available:
+            return "no_agent_available"
+        if self.hours is not None and not self.hours.open_at(datetime.now(UTC)):
+            return "outside_office_hours"
+        return None
+
     async def requested(self, conversation_id: str) -> None:
         """A visitor's handoff was committed: with agents off, fall back right away."""
         try:
-            if not (await self.availability()).available:
-                await self.fallback(conversation_id, "no_agent_available", older_than=None)
+            reason = await self.closed_reason()
+            if reason is not None:
+                await self.fallback(conversation_id, reason, older_than=None)
         except Exception:
             log.exception("no-agent fallback failed", extra={"conversation_id": conversation_id})
 
@@ -124,12 +137,12 @@ class HandoffFlow:
 
     async def sweep_once(self) -> int:
         """One pass of the sweep; returns how many conversations went back to the bot."""
-        available = (await self.availability()).available
+        closed = await self.closed_reason()
         timeout = self.settings.handoff_timeout_s
-        if available and timeout <= 0:
+        if closed is None and timeout <= 0:
             return 0
-        cutoff = None if not available else datetime.now(UTC) - timedelta(seconds=timeout)
-        reason: FallbackReason = "handoff_timeout" if available else "no_agent_available"
+        cutoff = None if closed else datetime.now(UTC) - timedelta(seconds=timeout)
+        reason: FallbackReason = closed or "handoff_timeout"
         async with self.db.session() as session:
             ids = await due_conversations(session, older_than=cutoff, limit=_SWEEP_BATCH)
         n = 0

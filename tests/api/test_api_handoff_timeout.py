@@ -6,6 +6,7 @@ summary rides on the handoff event; concurrent sweeps never double the fallback.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,8 +22,15 @@ AVAILABILITY = "/api/v1/agents/availability"
 
 
 @pytest.fixture
-def api_settings() -> dict[str, Any]:
-    return {"handoff_timeout_s": 1.0, "handoff_sweep_interval_s": 0.2}
+def api_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    extra: dict[str, Any] = getattr(request, "param", {})
+    return {"handoff_timeout_s": 1.0, "handoff_sweep_interval_s": 0.2, **extra}
+
+
+def _closed_now() -> str:
+    """Office hours that are certainly not now: one hour, three days from today (UTC)."""
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(datetime.now(UTC).weekday() + 3) % 7]
+    return f"{day} 10:00-11:00"
 
 
 async def test_timeout_falls_back_with_summary_on_the_handoff(
@@ -156,3 +164,24 @@ async def test_concurrent_sweeps_fall_back_once(api: Api) -> None:
     t = (await api.call("GET", f"{BASE}/{cid}", "read")).json()
     texts_seen = [e["text"] for e in t["entries"] if e["role"] == "bot"]
     assert texts_seen == [texts.text("no_agent", "en")]
+
+
+@pytest.mark.parametrize(
+    "api_settings",
+    [{"handoff_office_hours": _closed_now(), "handoff_timezone": "Europe/Berlin"}],
+    indirect=True,
+)
+async def test_outside_office_hours_falls_back_at_once(
+    api_settings: dict[str, Any], api_sqlite: Api, open_client: OpenClient
+) -> None:
+    api = api_sqlite
+    got = (await api.call("GET", AVAILABILITY, "read")).json()
+    assert got["available"] is True and got["accepting_handoffs"] is False
+    assert got["office_hours"] == api_settings["handoff_office_hours"]
+    c = await open_client(api.server.ws_url)
+    await c.hello(lang="en")
+    await c.send({"type": "message", "message_id": "m1", "text": "human please"})
+    await c.until("done")  # the engine's handoff turn
+    fallback = await c.until("done", timeout=5)
+    assert (fallback[0]["state"], fallback[0]["reason"]) == ("bot", "outside_office_hours")
+    assert fallback[1]["text"] == texts.text("no_agent", "en")
