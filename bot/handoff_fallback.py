@@ -7,9 +7,11 @@ the conversation back and tells the visitor, in their language, that nobody is a
 asks for an email address to follow up and promises to get back to them. The transcript gets,
 in one transaction::
 
-    handoff {state: "bot", reason, waited_s?}   (turn_id T)
+    handoff {state: "bot", reason}              (no turn: a transition, like the API's)
     token   {text: <no_agent text>}             (turn_id T)
     done    {mode: "handoff", answered: false}  (turn_id T)
+
+(The ``handoff`` event has no ``turn_id`` so that stats do not count it as another handoff.)
 
 Lead capture (:mod:`bot.leads`) then handles the email the visitor may send.
 """
@@ -51,7 +53,7 @@ def fallback_op(
             s,
             conversation_id,
             [
-                NewEvent("handoff", {"reason": reason, "state": "bot"}, turn_id),
+                NewEvent("handoff", {"reason": reason, "state": "bot"}),
                 NewEvent("token", {"text": texts.text("no_agent", lang)}, turn_id),
                 NewEvent(
                     "done",

@@ -59,7 +59,7 @@ async def test_timeout_falls_back_with_summary_on_the_handoff(
     assert fallback[1]["text"] == texts.text("no_agent", "en")
     assert "email" in fallback[1]["text"]
     assert fallback[2]["mode"] == "handoff" and fallback[2]["answered"] is False
-    assert len({f["turn_id"] for f in fallback}) == 1
+    assert "turn_id" not in fallback[0] and fallback[1]["turn_id"] == fallback[2]["turn_id"]
 
     t = (await api.call("GET", f"{BASE}/{cid}", "read")).json()
     assert t["conversation"]["handoff_state"] == "bot"
