@@ -24,15 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
-
 from bot.store import Database
 from bot.store import webhook_queue as q
 from bot.store.models import utcnow
+from bot.webhooks.clients import ClientPool
 from bot.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature_header
 
 log = logging.getLogger("klartext.webhooks")
-USER_AGENT = "Klartext-Webhooks/1"
 _PRUNE_EVERY_S = 600.0
 _LEASE_MIN_S = 5.0
 _MAX_ERROR_CHARS = 300
@@ -89,23 +87,19 @@ def _worker_id() -> str:
 
 
 class WebhookDispatcher:
-    def __init__(
-        self,
-        db: Database,
-        cfg: DispatchConfig | None = None,
-        *,
-        client: httpx.AsyncClient | None = None,
-    ) -> None:
+    def __init__(self, db: Database, cfg: DispatchConfig | None = None) -> None:
         self.db = db
         self.cfg = cfg or DispatchConfig()
         self.worker = _worker_id()
-        self._client = client
-        self._own_client = client is None
+        self._clients = ClientPool(self.cfg.timeout_s)
         self._signal = asyncio.Event()
         self._done: list[q.Outcome] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._idle_tick = False
+        # claim again once this many slots are free (or at the next poll tick)
+        self._refill_at = max(1, min(self.cfg.batch_size, self.cfg.concurrency // 4))
         self._last_prune = 0.0
         self.delivered = 0
         self.failed_attempts = 0
@@ -116,17 +110,6 @@ class WebhookDispatcher:
             released = await self.db.write(lambda s: q.release_claims(s, None))
             if released:
                 log.info("webhook claims released after restart", extra={"count": released})
-        if self._client is None:
-            limits = httpx.Limits(
-                max_connections=self.cfg.concurrency,
-                max_keepalive_connections=self.cfg.concurrency,
-            )
-            self._client = httpx.AsyncClient(
-                limits=limits,
-                timeout=self.cfg.timeout_s,
-                follow_redirects=False,
-                headers={"User-Agent": USER_AGENT},
-            )
         self._task = asyncio.create_task(self._run(), name="klartext-webhooks")
 
     def wake(self) -> None:
@@ -153,8 +136,7 @@ class WebhookDispatcher:
             await self.db.write(lambda s: q.release_claims(s, self.worker))
         except Exception:
             log.exception("webhook dispatcher: final flush failed (leases will expire)")
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
+        await self._clients.aclose()
 
     # --- the loop --------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -166,16 +148,21 @@ class WebhookDispatcher:
                 full = False
             if full and not self._stopping:
                 continue
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._signal.wait(), self.cfg.poll_interval_s)
+            except TimeoutError:
+                self._idle_tick = True
             self._signal.clear()
 
     async def _step(self) -> bool:
         """Record finished attempts, claim and start more; ``True`` if it should go on at
         once (a full batch was claimed and there is room for more)."""
+        free = self.cfg.concurrency - len(self._inflight)
+        if self._inflight and free < self._refill_at and not self._idle_tick:
+            return False  # let more POSTs finish: fewer, larger database round trips
+        self._idle_tick = False
         await self._flush()
         await self._maybe_prune()
-        free = self.cfg.concurrency - len(self._inflight)
         if free <= 0:
             return False
         limit = min(self.cfg.batch_size, free)
@@ -208,13 +195,13 @@ class WebhookDispatcher:
         if now - self._last_prune < _PRUNE_EVERY_S:
             return
         self._last_prune = now
+        await self._clients.close_idle()
         cutoff = utcnow() - timedelta(days=self.cfg.retention_days)
         n = await self.db.write(lambda s: q.prune(s, older_than=cutoff))
         if n:
             log.info("webhook deliveries pruned", extra={"count": n})
 
     async def _deliver(self, c: q.Claimed) -> None:
-        assert self._client is not None
         body = c.body.encode()
         headers = {
             "Content-Type": "application/json",
@@ -225,9 +212,8 @@ class WebhookDispatcher:
         code: int | None = None
         error: str | None = None
         try:
-            resp = await self._client.post(
-                c.url, content=body, headers=headers, timeout=self.cfg.timeout_s
-            )
+            async with self._clients.client(c.url) as client:
+                resp = await client.post(c.url, content=body, headers=headers)
             code = resp.status_code
             if not 200 <= code < 300:
                 error = f"HTTP {code}: {resp.text[:_MAX_ERROR_CHARS]}".rstrip(": ")
