@@ -55,9 +55,18 @@ class HandoffFlow:
     # --- summary -------------------------------------------------------------------------
     async def summary(
         self, conversation_id: str, pending: Sequence[NewEvent] = (), reason: str | None = None
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         """The handoff summary of the conversation so far (plus ``pending`` events not yet
-        written)."""
+        written); ``None`` if it cannot be made — a summary never stops a handoff."""
+        try:
+            return await self._summary(conversation_id, pending, reason)
+        except Exception:
+            log.exception("handoff summary failed", extra={"conversation_id": conversation_id})
+            return None
+
+    async def _summary(
+        self, conversation_id: str, pending: Sequence[NewEvent], reason: str | None
+    ) -> dict[str, Any]:
         async with self.db.session() as session:
             conv = await repo.get_conversation(session, conversation_id)
             stored = await repo.recent_events(
@@ -84,12 +93,10 @@ class HandoffFlow:
         ]
         if not marks:
             return events
-        try:
-            summary = await self.summary(
-                conversation_id, events, reason=events[marks[0]].payload.get("reason")
-            )
-        except Exception:  # a summary must never stop the handoff itself
-            log.exception("handoff summary failed", extra={"conversation_id": conversation_id})
+        summary = await self.summary(
+            conversation_id, events, reason=events[marks[0]].payload.get("reason")
+        )
+        if summary is None:
             return events
         out = list(events)
         for i in marks:

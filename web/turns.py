@@ -59,7 +59,7 @@ class HandoffHooks(Protocol):
 
     async def summary(
         self, conversation_id: str, pending: Sequence[NewEvent] = (), reason: str | None = None
-    ) -> dict[str, Any]: ...
+    ) -> dict[str, Any] | None: ...
 
     async def annotate(self, conversation_id: str, events: list[NewEvent]) -> list[NewEvent]:
         """Attach the conversation summary to ``handoff`` events entering pending_human."""
