@@ -314,3 +314,11 @@ async def test_api_reindex_reaches_the_running_bot(
     sources = next(f for f in frames if f["type"] == "sources")
     assert sources["items"][0]["id"] == created.json()["id"]
     assert frames[-1]["answered"] is True
+
+
+async def test_unwritable_knowledge_folder_is_503(api_sqlite: Api) -> None:
+    (api_sqlite.server.settings.knowledge_dir / "_api").write_text("not a folder")
+    resp = await api_sqlite.call("POST", f"{BASE}/entries", "admin", json=GIFT)
+    assert (resp.status_code, resp.json()["error"]["code"]) == (503, "knowledge_not_writable")
+    listed = await api_sqlite.call("GET", f"{BASE}/entries", "read")
+    assert listed.status_code == 200 and listed.json()["total"] == 4

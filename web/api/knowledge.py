@@ -184,6 +184,11 @@ async def _call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         raise ApiError(422, "invalid_entry", str(exc)) from exc
     except ka.ManagedFileError as exc:
         raise ApiError(409, "managed_file_invalid", str(exc)) from exc
+    except OSError as exc:  # e.g. a read-only knowledge folder in a container image
+        log.error("knowledge folder not writable: %s", exc)
+        raise ApiError(
+            503, "knowledge_not_writable", f"cannot write the knowledge folder: {exc.strerror}"
+        ) from exc
 
 
 # --- entries -------------------------------------------------------------------------------
@@ -219,7 +224,7 @@ async def get_entry(entry_id: str, services: ServicesDep, _key: ReadKey) -> Entr
     return EntryOut.of(await _call(_admin(services).get, entry_id))
 
 
-@router.post("/entries", status_code=201, responses=responses(401, 403, 409, 422))
+@router.post("/entries", status_code=201, responses=responses(401, 403, 409, 422, 503))
 async def create_entry(
     body: EntryCreate, services: ServicesDep, _key: AdminKey, response: Response
 ) -> EntryOut:
@@ -230,7 +235,7 @@ async def create_entry(
     return EntryOut.of(entry)
 
 
-@router.put("/entries/{entry_id:path}", responses=responses(401, 403, 404, 409, 422))
+@router.put("/entries/{entry_id:path}", responses=responses(401, 403, 404, 409, 422, 503))
 async def replace_entry(
     entry_id: str, body: EntryIn, services: ServicesDep, _key: AdminKey
 ) -> EntryOut:
@@ -239,7 +244,7 @@ async def replace_entry(
     return EntryOut.of(await _call(_admin(services).update, entry_id, fields))
 
 
-@router.patch("/entries/{entry_id:path}", responses=responses(401, 403, 404, 409, 422))
+@router.patch("/entries/{entry_id:path}", responses=responses(401, 403, 404, 409, 422, 503))
 async def patch_entry(
     entry_id: str, body: EntryPatch, services: ServicesDep, _key: AdminKey
 ) -> EntryOut:
@@ -263,7 +268,9 @@ async def patch_entry(
     return EntryOut.of(await _call(admin.update, entry_id, fields))
 
 
-@router.delete("/entries/{entry_id:path}", status_code=204, responses=responses(401, 403, 404, 409))
+@router.delete(
+    "/entries/{entry_id:path}", status_code=204, responses=responses(401, 403, 404, 409, 503)
+)
 async def delete_entry(entry_id: str, services: ServicesDep, _key: AdminKey) -> Response:
     await _call(_admin(services).delete, entry_id)
     return Response(status_code=204)
