@@ -235,7 +235,7 @@ async def test_subscription_crud_and_validation(api_sqlite: Api) -> None:
     bad_cursor = await api.call(
         "GET", f"{BASE}/{sub['id']}/deliveries", "admin", params={"cursor": "x"}
     )
-    assert (bad_cursor.status_code, bad_cursor.json()["error"]["code"]) == (400, "bad_cursor")
+    assert (bad_cursor.status_code, bad_cursor.json()["error"]["code"]) == (400, "invalid_cursor")
     assert (await api.call("DELETE", f"{BASE}/{sub['id']}", "admin")).status_code == 204
     for method in ("GET", "DELETE"):
         gone = await api.call(method, f"{BASE}/{sub['id']}", "admin")

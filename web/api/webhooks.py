@@ -229,7 +229,7 @@ async def deliveries(
     before: int | None = None
     if cursor is not None:
         if not cursor.isdigit():
-            raise ApiError(400, "bad_cursor", "cursor is not a `next_cursor` of this list")
+            raise ApiError(400, "invalid_cursor", "the cursor is malformed")
         before = int(cursor)
     async with services.db.session() as session:
         if await subs.get_subscription(session, subscription_id) is None:
