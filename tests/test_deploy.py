@@ -312,4 +312,25 @@ def test_guide_names_only_real_settings_and_existing_files(routes: Routes) -> No
         assert routes.serves(path)
     assert "`/ws/chat`" in text
     assert routes.serves("/ws/chat", kind="websocket")
-    assert not routes.serves("/metrics"), "the guide says there is no /metrics route"
+    assert "`GET /metrics`" in text and routes.serves("/metrics")
+
+
+def test_metrics_are_documented_scraped_and_not_public(routes: Routes) -> None:
+    """Every metric the app registers is in the guide's table; the k8s pods are annotated for
+    scraping on the container port; the sample nginx does not expose /metrics."""
+    from web.metrics import Metrics
+
+    text = GUIDE.read_text()
+    names = {
+        family.name for family in Metrics().registry.collect() if family.name.startswith("klartext")
+    }
+    assert names
+    for name in names:
+        shown = f"`{name}_total`" if f"`{name}_total`" in text else f"`{name}`"
+        assert shown in text, f"metric {name} missing from docs/deployment.md"
+    pod = _k8s()["Deployment"]["spec"]["template"]
+    notes = pod["metadata"]["annotations"]
+    assert notes["prometheus.io/path"] == "/metrics"
+    ports = {p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+    assert int(notes["prometheus.io/port"]) in ports
+    assert re.search(r"location = /metrics \{\s*return 404;", NGINX.read_text())
