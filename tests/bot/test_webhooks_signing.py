@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -62,3 +63,17 @@ def test_outcomes_retry_until_max_attempts() -> None:
     redirect = outcome_of(claimed(1), cfg, at, 301, "HTTP 301")
     assert redirect.status == "pending"  # redirects are not followed: a failed attempt
     assert outcome_of(claimed(2), cfg, at, None, "ConnectError: refused").status == "failed"
+
+
+def test_the_verification_snippet_in_the_api_docs_works() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    code = doc.split("### Verifying the signature")[1].split("```python")[1].split("```")[0]
+    ns: dict[str, Any] = {}
+    exec(code, ns)
+    header = signature_header("whsec_x", BODY)
+    assert ns["verify"]("whsec_x", header, BODY)
+    assert not ns["verify"]("whsec_y", header, BODY)
+    assert not ns["verify"]("whsec_x", header, BODY + b" ")
+    assert not ns["verify"]("whsec_x", "garbage", BODY)
