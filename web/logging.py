@@ -21,7 +21,7 @@ _STD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "a
 _IDS = frozenset({"request_id", "conversation_id", "turn_id", "message_id"})
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}")
 # international (+49 …, 0049 …) or national (030 …) numbers with 8-15 digits
-_PHONE = re.compile(r"(?<![\w+-])(?:\+|0)\d(?:[ ()/.-]?\d){6,16}(?![\w-])")
+_PHONE = re.compile(r"(?<![\w+-])(?:\+|0)\d(?:[ ()/.-]{0,2}\d){6,16}(?![\w-])")
 DEFAULT_ORDER_PATTERN = r"[A-Z]{2}-\d{5}"
 
 
