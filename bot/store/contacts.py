@@ -159,9 +159,11 @@ def create_contact(
     phone: str | None = None,
     external_id: str | None = None,
     consent: Consent | None = None,
+    conversation_id: str | None = None,
 ) -> ContactInfo:
-    """Insert a contact and queue ``contact.created``. Raises ``ValueError`` for a malformed
-    email and :class:`ContactConflictError` for a duplicate email / external id."""
+    """Insert a contact and queue ``contact.created`` (with ``conversation_id`` when the chat
+    captured it). Raises ``ValueError`` for a malformed email and
+    :class:`ContactConflictError` for a duplicate email / external id."""
     now = utcnow()
     values: dict[str, Any] = {
         "id": new_id(),
@@ -182,7 +184,9 @@ def create_contact(
         raise ContactConflictError(_conflict_field(exc)) from exc
     contact = s.get_one(Contact, values["id"])
     info = _info(contact)
-    enqueue_webhook(s, "contact.created", {"contact": info.as_dict()})
+    enqueue_webhook(
+        s, "contact.created", {"contact": info.as_dict()}, conversation_id=conversation_id
+    )
     return info
 
 
@@ -267,7 +271,9 @@ def capture_lead(
     assert normalised is not None
     existing = s.scalar(select(Contact).where(Contact.email == normalised))
     if existing is None:
-        info = create_contact(s, email=normalised, name=name, consent=consent)
+        info = create_contact(
+            s, email=normalised, name=name, consent=consent, conversation_id=conversation_id
+        )
         created = True
     else:
         info = update_contact(

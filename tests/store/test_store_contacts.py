@@ -3,11 +3,12 @@ linking, lead capture, listing, erasure; plus the feedback listing and the daily
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.store import Database, NewEvent, repo, writes
 from bot.store import contacts as c
@@ -15,6 +16,8 @@ from bot.store.feedback import FeedbackFilter, list_feedback_page
 from bot.store.listing import BadCursorError, get_conversation_row
 from bot.store.models import EventRow
 from bot.store.stats import daily_stats, unanswered_questions
+from bot.store.webhook_models import WebhookDelivery
+from bot.store.webhook_subs import create_subscription
 
 
 async def test_create_normalises_and_enforces_uniqueness(db: Database) -> None:
@@ -173,3 +176,21 @@ async def test_feedback_listing_and_daily_stats(db: Database) -> None:
         assert days[1].turns == 0 and days[1].answered_rate is None
         gaps = await unanswered_questions(s, day1 - timedelta(hours=1), day1 + timedelta(hours=1))
         assert gaps == ["do you sell unicorns"]
+
+
+async def test_contact_created_is_queued_as_a_webhook(db: Database) -> None:
+    async with db.writing() as s:
+        await create_subscription(s, url="http://127.0.0.1:9/hook", event_types=["contact.created"])
+        conv = await repo.create_conversation(s, lang="en")
+    made = await db.write(lambda s: c.create_contact(s, email="hook@example.com"))
+    consent = c.Consent(True, "chat:yes_to_prompt", "q — yes")
+    lead = await db.write(
+        lambda s: c.capture_lead(s, conv.id, email="lead@example.com", name=None, consent=consent)
+    )
+    async with db.session() as s:
+        rows = list(await s.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)))
+    assert [r.event_type for r in rows] == ["contact.created", "contact.created"]
+    first, second = (json.loads(r.body) for r in rows)
+    assert first["data"]["contact"]["id"] == made.id and first["conversation_id"] is None
+    assert second["data"]["contact"]["email"] == "lead@example.com"
+    assert second["conversation_id"] == conv.id and lead.created
