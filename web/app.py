@@ -221,7 +221,6 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     if metrics is not None:
-        app.add_middleware(MetricsMiddleware, metrics=metrics)
         app.include_router(metrics_router)
 
     @app.middleware("http")
@@ -243,4 +242,6 @@ def create_app(
     app.include_router(pages_router)
     install_help_pages(app, settings.knowledge_dir)
     install_api(app)
+    if metrics is not None:  # outermost: counts what the API's input guard refuses too
+        app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

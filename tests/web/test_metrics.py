@@ -49,6 +49,8 @@ async def test_http_websocket_and_turn_metrics(
         assert (await http.get("/readyz")).status_code == 200
         assert (await http.get("/api/v1/conversations/abc123")).status_code == 401
         assert (await http.get("/no/such/page")).status_code == 404
+        refused = await http.post("/api/v1/conversations/x/messages", content=b"\xff")
+        assert refused.status_code == 422  # refused by the API's input guard, still counted
     client = await open_client(server.ws_url)
     await client.hello()
     await client.send({"type": "message", "message_id": "m1", "text": "shipping?"})
@@ -65,6 +67,7 @@ async def test_http_websocket_and_turn_metrics(
     route = "/api/v1/conversations/{conversation_id}"
     assert _value(m, rt, method="GET", route=route, status="401") == 1
     assert _value(m, rt, method="GET", route="<unmatched>", status="404") == 1
+    assert _value(m, rt, method="POST", route="<unmatched>", status="422") == 1
     latency = "klartext_http_request_duration_seconds_count"
     assert _value(m, latency, method="GET", route="/readyz") == 1
     assert _value(m, "klartext_ws_connections") == 1
