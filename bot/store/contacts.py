@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from bot.store.contact_models import Contact
-from bot.store.listing import MAX_LIMIT, decode_cursor, encode_cursor, utc
+from bot.store.listing import MAX_LIMIT, BadCursorError, decode_cursor, encode_cursor, utc
 from bot.store.models import Conversation, utcnow
 from bot.store.outbox import enqueue_webhook
 from bot.store.writes import NewEvent, StoredEvent, append_events, new_id, update_conversation
@@ -315,7 +315,10 @@ async def list_contacts(
     limit = max(1, min(limit, MAX_LIMIT))
     stmt = select(Contact)
     if cursor:
-        ts, cid = decode_cursor(cursor)
+        try:
+            ts, cid = decode_cursor(cursor)
+        except OverflowError as exc:  # a timestamp that cannot be expressed in UTC
+            raise BadCursorError("malformed cursor") from exc
         stmt = stmt.where(
             or_(Contact.created_at < ts, and_(Contact.created_at == ts, Contact.id < cid))
         )

@@ -48,8 +48,18 @@ class FeedbackPage:
 
 def _cursor_id(raw: str) -> int:
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
+        raise BadCursorError("malformed cursor") from exc
+    if not 0 <= value < 2**63:
+        raise BadCursorError("malformed cursor")
+    return value
+
+
+def _decode(cursor: str) -> tuple[datetime, str]:
+    try:
+        return decode_cursor(cursor)
+    except OverflowError as exc:  # a timestamp that cannot be expressed in UTC
         raise BadCursorError("malformed cursor") from exc
 
 
@@ -100,7 +110,7 @@ async def list_feedback_page(
     if f.created_before is not None:
         stmt = stmt.where(Feedback.created_at < utc(f.created_before))
     if cursor:
-        ts, raw_id = decode_cursor(cursor)
+        ts, raw_id = _decode(cursor)
         fid = _cursor_id(raw_id)
         stmt = stmt.where(
             or_(Feedback.created_at < ts, and_(Feedback.created_at == ts, Feedback.id < fid))

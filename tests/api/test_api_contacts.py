@@ -3,6 +3,7 @@ delete with every scope refusal, and lead capture through a real websocket."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from _apiutil import Api
@@ -75,8 +76,10 @@ async def test_contacts_crud_find_list_link(api: Api) -> None:
     assert [c["id"] for c in page1["items"]] == [third["id"], bare["id"]]
     page2 = (await api.call("GET", f"{BASE}?limit=2&cursor={page1['next_cursor']}", "read")).json()
     assert [c["id"] for c in page2["items"]] == [anna["id"]] and page2["next_cursor"] is None
-    cur = await api.call("GET", f"{BASE}?cursor=bogus", "read")
-    assert (cur.status_code, cur.json()["error"]["code"]) == (400, "invalid_cursor")
+    early = base64.urlsafe_b64encode(b'["0001-01-01T00:00:00+01:00", "x"]').decode()
+    for bogus in ("bogus", early):
+        cur = await api.call("GET", f"{BASE}?cursor={bogus}", "read")
+        assert (cur.status_code, cur.json()["error"]["code"]) == (400, "invalid_cursor")
 
     # link to a conversation: the conversations list filters by it, the transcript shows it
     cid = await api.seed(texts=("hello",))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -13,6 +14,7 @@ from _wsutil import OpenClient
 from sqlalchemy import update
 
 from bot.store import NewEvent, repo, writes
+from bot.store.listing import encode_cursor
 from bot.store.models import Feedback
 
 BASE = "/api/v1/feedback"
@@ -92,6 +94,11 @@ async def test_feedback_listing(api: Api, open_client: OpenClient) -> None:
     for bad in ("rating=meh", "limit=0", "created_after=soon"):
         r = await api.call("GET", f"{BASE}?{bad}", "read")
         assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), bad
-    r = await api.call("GET", f"{BASE}?cursor=xyz", "read")
-    assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_cursor")
+    huge = encode_cursor(T0, str(10**30))
+    early = base64.urlsafe_b64encode(b'["0001-01-01T00:00:00+01:00", "1"]').decode()
+    for cursor in ("xyz", huge, early):
+        r = await api.call("GET", f"{BASE}?cursor={cursor}", "read")
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_cursor"), cursor
+    r = await api.call("GET", f"{BASE}?created_after=0001-01-01T00:00:00%2B01:00", "read")
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request")
     await check_scopes(api, "GET", BASE, "read", 200)

@@ -136,7 +136,7 @@ async def test_stats(api: Api) -> None:
     assert len(recent["days"]) == 3 and recent["totals"]["turns"] == 0
 
     for bad in ("start=2026-03-05&end=2026-03-01", "start=2025-01-01&end=2026-03-01", "days=0",
-                "top=0", "start=yesterday"):  # fmt: skip
+                "top=0", "start=yesterday", "end=9999-12-31", "end=0001-01-01"):  # fmt: skip
         r = await api.call("GET", f"{BASE}?{bad}", "read")
         assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), bad
     await check_scopes(api, "GET", BASE, "read", 200)

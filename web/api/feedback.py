@@ -80,6 +80,8 @@ async def list_(
             page = await list_feedback_page(session, flt, limit=limit, cursor=cursor)
     except BadCursorError as exc:
         raise ApiError(400, "invalid_cursor", "the cursor is malformed") from exc
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before UTC's year 1
+        raise ApiError(422, "invalid_request", "a timestamp is out of range") from exc
     return FeedbackPageOut(
         items=[FeedbackOut.of(i) for i in page.items], next_cursor=page.next_cursor
     )

@@ -100,6 +100,13 @@ def runtime_embedder(services: Services) -> Embedder | None:
 
 
 def _range(start: date | None, end: date | None, days: int) -> tuple[datetime, datetime]:
+    try:
+        return _bounds(start, end, days)
+    except OverflowError as exc:  # at the ends of the calendar
+        raise ApiError(422, "invalid_request", "the date range is out of range") from exc
+
+
+def _bounds(start: date | None, end: date | None, days: int) -> tuple[datetime, datetime]:
     if start is None and end is None:
         return last_days(days)
     last = end or datetime.now(UTC).date()
