@@ -6,7 +6,9 @@ answer, ``consent_source="chat:yes_to_prompt"``). "No" links nothing.
 :class:`LeadCapture` wraps any :class:`~bot.conversation.ChatEngine`:
 
 1. a message with an email (conversation with the bot, answer not a handoff / action / error):
-   the inner engine answers as usual and the consent question is appended before ``Done``;
+   the inner engine answers as usual and the consent question is appended before ``Done``; a
+   message that is little more than the address (e.g. after the "no agent available" offer,
+   :mod:`bot.handoff_fallback`) gets only the question (``Done.mode="action"``);
 2. the next message, if the previous bot reply ended with that question: "yes" →
    ``ActionEvent(capture_contact)`` carrying the email, optional name and consent wording (the
    web layer turns it into a contact and a ``contact_linked`` event, see
@@ -67,6 +69,7 @@ _NAME = re.compile(
     r"(?P<name>[A-ZÄÖÜ][\w'’-]+(?:\s+[A-ZÄÖÜ][\w'’-]+){0,2})"
 )
 _SKIP_MODES = frozenset({"handoff", "action"})
+_EMAIL_ANY = re.compile(r"\S+@\S+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,13 @@ def pending_prompt(history: Sequence[Turn]) -> PendingPrompt | None:
     return None
 
 
+def _only_email(text: str) -> bool:
+    """Whether ``text`` is an email address with at most a few words around it ("my email is
+    …", "hier: …, danke")."""
+    rest = _EMAIL_ANY.sub(" ", text)
+    return len(_WORD.findall(rest)) <= 4
+
+
 def _already_captured(history: Sequence[Turn], email: str) -> bool:
     marks = [t.format(email=email) for t in _THANKS.values()]
     return any(t.role == "bot" and any(m in t.text for m in marks) for t in history)
@@ -147,6 +157,13 @@ class LeadCapture:
         email = find_email(text)
         if email is not None and _already_captured(ctx.history, email):
             email = None
+        if email is not None and _only_email(text):
+            # e.g. the answer to "leave your email address" (bot.handoff_fallback): nothing
+            # for the knowledge to answer, so no fallback turn — just the question
+            lang = _lang(ctx.lang or "en")
+            yield Token(text=PROMPTS[lang].format(email=email))
+            yield Done(turn_id=turn_id, mode="action", answered=True, confidence=1.0, lang=lang)
+            return
         skip = email is None
         async for ev in self.inner.turn(text, ctx, turn_id=turn_id):
             if isinstance(ev, Handoff | Error):

@@ -95,9 +95,22 @@ async def test_no_declines_and_other_text_passes_through() -> None:
 
 
 async def test_no_prompt_for_handoffs_actions_or_a_human_conversation() -> None:
-    text = "reach me at a@example.com"
+    text = "my parcel is late again, please reach me at a@example.com"
     for inner in (Inner(handoff=True), Inner(mode="action"), Inner(mode="handoff")):
         events = await _run(LeadCapture(inner), text, ConversationContext("c"))
         assert _text(events) == "An answer."
     ctx = ConversationContext("c", handoff_state="human")
     assert _text(await _run(LeadCapture(Inner()), text, ctx)) == "An answer."
+
+
+async def test_an_address_on_its_own_gets_only_the_question() -> None:
+    inner = Inner()
+    engine = LeadCapture(inner)
+    for text in ("anna@example.com", "my email is Anna@Example.com, thanks"):
+        events = await _run(engine, text, ConversationContext("c", lang="de"))
+        assert inner.calls == 0
+        assert _text(events) == PROMPTS["de"].format(email="anna@example.com")
+        assert isinstance(events[-1], Done) and events[-1].mode == "action"
+    long = "anna@example.com — my parcel NC-12345 has not arrived after two weeks"
+    events = await _run(engine, long, ConversationContext("c", lang="en"))
+    assert inner.calls == 1 and _text(events).startswith("An answer.\n\n")
