@@ -18,8 +18,41 @@ import os
 import random
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from _nlu_common import DATA, CachedEmbedder, val_split
+
+
+def _sweep(nlu: Any, embedder: Any, test: list[tuple[str, str]]) -> dict[str, Any]:
+    """Recall / in-scope accuracy drop had training chosen another ``oos_quantile`` (the
+    thresholds for those are fitted on the training folds too and stored in the stats)."""
+    import numpy as np
+
+    from bot.nlu.components import intent_component
+    from bot.nlu.evaluate import OOS
+
+    clf = intent_component(nlu.pipelines[nlu.default_language]).classifier
+    if clf is None or clf.rule is None:
+        return {}
+    texts = [t for t, _ in test]
+    vecs = embedder.embed(texts, kind="query")
+    proba = clf.predict_proba(texts, vecs)
+    score = clf.rule.score(clf.oos_signals(proba, vecs))
+    far = clf.max_similarity(vecs) < clf.rule.far_threshold
+    index = {label: i for i, label in enumerate(clf.labels)}
+    gold = np.array([index.get(i, -1) for _, i in test])
+    is_oos = np.array([i == OOS for _, i in test])
+    right = (proba.argmax(axis=1) == gold)[~is_oos]
+    out = {}
+    for key, thr in sorted(clf.stats.items()):
+        if key.startswith("score_q"):
+            reject = (score < thr) | far
+            drop = right.mean() - (right & ~reject[~is_oos]).mean()
+            out[key.removeprefix("score_")] = {
+                "oos_recall": round(float(reject[is_oos].mean()), 3),
+                "drop_points": round(float(drop) * 100, 2),
+            }
+    return out
 
 
 def main() -> None:
@@ -73,6 +106,7 @@ def main() -> None:
         "train_s": round(train_s, 1),
         "thresholds": {k: round(v, 4) for k, v in nlu.manifest["report"]["stats"].items()},
     }
+    out["sweep"] = _sweep(nlu, embedder, test)
     out["load_avg_1m"] = round(os.getloadavg()[0], 1)
     print(json.dumps(out))
 

@@ -5,16 +5,16 @@
 * **lexical** — multinomial logistic regression on word/char TF-IDF (:mod:`bot.nlu.lexical`);
 * probabilities are averaged: ``p = w * p_semantic + (1 - w) * p_lexical``.
 
-Out of scope (see docs/nlu.md): a message is out of scope when its top probability is below
-``oos_threshold`` *or* its cosine similarity to the nearest intent centroid (mean embedding of
-an intent's examples) is below ``sim_threshold``. Both thresholds are fitted on the training
-data itself: K-fold cross-validated scores of the training examples are computed (centroids
-from the training folds only), and each threshold is the ``oos_quantile / 2`` quantile of the
-held-out examples that were classified *correctly* (so about ``oos_quantile`` of correct
-in-scope answers is sacrificed). When the
-intents file provides out-of-scope examples, they are also trained as a reject class
-``__oos__`` and the threshold is raised (never lowered) to the value that best separates
-them from in-scope held-out examples.
+Out of scope (:mod:`bot.nlu.oos`, docs/nlu.md): K-fold cross-validated scores of the training
+examples give, for every held-out example, the top probability, the top-1/top-2 margin and the
+similarity to its nearest training examples of the predicted intent; their empirical CDFs over
+the correctly classified held-out examples are averaged into one score, and the threshold is
+that score's ``oos_quantile`` (minus the far guard's share) quantile, so about
+``oos_quantile`` of correct in-scope answers is sacrificed. A far-away guard rejects messages
+whose nearest intent centroid is less similar than the ``oos_quantile / 5`` quantile. When
+the intents file provides out-of-scope examples, they are also trained as a reject class
+``__oos__`` and the threshold is raised (never lowered) to the value that best separates them
+from in-scope held-out examples.
 
 Weights are stored as ``.npy`` and settings as JSON — no pickles.
 """
@@ -32,10 +32,11 @@ import numpy.typing as npt
 
 from bot.nlu.heads import LinearHead, MLPHead, fit_linear, fit_mlp
 from bot.nlu.lexical import LexicalFeatures
+from bot.nlu.oos import SIGNALS, ExampleIndex, OOSRule, low_quantile, signals
 
 Matrix = npt.NDArray[np.float32]
 OOS_LABEL = "__oos__"
-_EMPIRICAL_MIN = 200
+SWEEP_QUANTILES = (0.005, 0.01, 0.015, 0.02, 0.03, 0.05)
 
 
 @dataclass
@@ -48,7 +49,8 @@ class ClassifierConfig:
     mlp_min_examples: int = 1000  # below this, the linear head (an MLP needs data)
     semantic_weight: float = 0.6
     use_lexical: bool = True
-    oos_quantile: float = 0.01
+    oos_quantile: float = 0.01  # share of correct in-scope answers the rule may reject
+    oos_knn: int = 3  # nearest training examples of the predicted intent
     folds: int = 3
     max_iter: int = 300
     seed: int = 0
@@ -64,7 +66,9 @@ class IntentClassifier:
     oos_threshold: float = 0.0
     stats: dict[str, float] = field(default_factory=dict)
     centroids: Matrix | None = None  # (classes, dim), unit rows
-    sim_threshold: float = -1.0
+    sim_threshold: float = -1.0  # far guard: nearest-centroid cosine below → out of scope
+    examples: ExampleIndex | None = None  # training embeddings by intent (kNN signal)
+    rule: OOSRule | None = None  # None: models saved before the kNN rule (top-prob rule)
 
     def max_similarity(self, vectors: Matrix) -> Matrix:
         """Cosine similarity of each vector to its nearest intent centroid."""
@@ -73,10 +77,25 @@ class IntentClassifier:
         sims: Matrix = (vectors @ self.centroids.T).max(axis=1).astype(np.float32)
         return sims
 
+    def oos_signals(self, proba: Matrix, vectors: Matrix) -> dict[str, Matrix]:
+        """The rule's raw signals (:func:`bot.nlu.oos.signals`) for rows of
+        :meth:`predict_proba` and their vectors."""
+        p_in = proba[:, [i for i, lb in enumerate(self.labels) if lb != OOS_LABEL]]
+        k = self.rule.k if self.rule is not None else self.config.oos_knn
+        if self.examples is None:
+            knn = self.max_similarity(vectors)
+        else:
+            knn = self.examples.knn_similarity(vectors, p_in.argmax(axis=1), k)
+        return signals(p_in, knn)
+
     def out_of_scope(self, proba: Matrix, vectors: Matrix) -> npt.NDArray[np.bool_]:
         """The out-of-scope rule for rows of :meth:`predict_proba` and their vectors."""
-        top = proba[:, [i for i, lb in enumerate(self.labels) if lb != OOS_LABEL]].max(axis=1)
-        reject = (top < self.oos_threshold) | (self.max_similarity(vectors) < self.sim_threshold)
+        centroid_sim = self.max_similarity(vectors)
+        if self.rule is not None and self.examples is not None:
+            reject = self.rule.reject(self.oos_signals(proba, vectors), centroid_sim)
+        else:  # format-1 models: top probability and centroid similarity only
+            top = proba[:, [i for i, lb in enumerate(self.labels) if lb != OOS_LABEL]].max(1)
+            reject = (top < self.oos_threshold) | (centroid_sim < self.sim_threshold)
         if OOS_LABEL in self.labels:
             reject |= proba.argmax(axis=1) == self.labels.index(OOS_LABEL)
         return np.asarray(reject, dtype=np.bool_)
@@ -100,12 +119,16 @@ class IntentClassifier:
             "stats": self.stats,
             "has_lexical": self.lexical is not None,
             "semantic_head": "mlp" if isinstance(self.semantic, MLPHead) else "linear",
+            "oos_rule": self.rule.as_dict() if self.rule is not None else None,
         }
         (path / "classifier.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
         for key, arr in self.semantic.arrays().items():
             np.save(path / f"semantic_{key}.npy", arr)
         if self.centroids is not None:
             np.save(path / "centroids.npy", self.centroids)
+        if self.examples is not None and self.rule is not None:
+            np.save(path / "examples.npy", self.examples.vectors.astype(np.float16))
+            np.save(path / "example_offsets.npy", self.examples.offsets)
         if self.lexical is not None and self.lexical_model is not None:
             for key, arr in self.lexical_model.arrays().items():
                 np.save(path / f"lexical_{key}.npy", arr)
@@ -120,7 +143,23 @@ class IntentClassifier:
         if meta["has_lexical"]:
             lexical_model = LinearHead.from_arrays(_load_arrays(path, "lexical"))
             lexical = LexicalFeatures.from_dir(path / "lexical")
+        examples, rule = None, None
+        if meta.get("oos_rule"):
+            examples = ExampleIndex(
+                np.load(path / "examples.npy").astype(np.float32),
+                np.load(path / "example_offsets.npy").astype(np.int64),
+            )
+            spec = meta["oos_rule"]
+            rule = OOSRule(
+                {n: float(spec["means"][n]) for n in SIGNALS},
+                {n: float(spec["stds"][n]) for n in SIGNALS},
+                threshold=float(meta["oos_threshold"]),
+                far_threshold=float(meta["sim_threshold"]),
+                k=int(spec["k"]),
+            )
         return cls(
+            examples=examples,
+            rule=rule,
             labels=list(meta["labels"]),
             config=ClassifierConfig(**meta["config"]),
             semantic=semantic,
@@ -188,10 +227,12 @@ def cross_val_scores(
     y: npt.NDArray[np.int64],
     n_classes: int,
     cfg: ClassifierConfig,
-) -> tuple[Matrix, Matrix]:
-    """Out-of-fold ensemble probabilities and nearest-centroid similarities."""
+) -> tuple[Matrix, Matrix, Matrix]:
+    """Out-of-fold ensemble probabilities, nearest-centroid similarities and kNN similarities
+    (to the training-fold examples of the predicted intent)."""
     out = np.zeros((len(y), n_classes), dtype=np.float32)
     sims = np.zeros(len(y), dtype=np.float32)
+    knn = np.zeros(len(y), dtype=np.float32)
     for held in _folds(y, cfg.folds, cfg.seed):
         train = np.setdiff1d(np.arange(len(y)), held)
         sem, lex_model, lex = _fit_models(
@@ -199,50 +240,49 @@ def cross_val_scores(
         )
         clf = IntentClassifier([], cfg, sem, lex_model, lex)
         clf.centroids = _centroids(vectors[train], y[train], n_classes)
+        clf.examples = ExampleIndex.build(vectors[train], y[train], n_classes)
         out[held] = clf.predict_proba([texts[i] for i in held], vectors[held])
         sims[held] = clf.max_similarity(vectors[held])
-    return out, sims
+        knn[held] = clf.examples.knn_similarity(vectors[held], out[held].argmax(1), cfg.oos_knn)
+    return out, sims, knn
 
 
-def _low_quantile(values: Matrix, q: float) -> float:
-    """The ``q`` quantile; below 200 values a normal approximation (the empirical extreme
-    quantile of a handful of examples is just their single worst outlier)."""
-    if len(values) >= _EMPIRICAL_MIN:
-        return float(np.quantile(values, q))
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf(q)
-    return float(values.mean() + z * values.std())
-
-
-def _threshold(
-    cv_proba: Matrix,
-    cv_sims: Matrix,
+def _fit_rule(
+    cv: tuple[Matrix, Matrix, Matrix],
     y: npt.NDArray[np.int64],
-    oos_top: Matrix | None,
+    oos_signals: dict[str, Matrix] | None,
     cfg: ClassifierConfig,
-) -> tuple[float, float, dict[str, float]]:
-    top = cv_proba.max(axis=1)
+) -> tuple[OOSRule, dict[str, float]]:
+    cv_proba, cv_sims, cv_knn = cv
     correct = cv_proba.argmax(axis=1) == y
-    pool = top[correct] if correct.any() else top
-    sim_pool = cv_sims[correct] if correct.any() else cv_sims
-    threshold = _low_quantile(pool, cfg.oos_quantile / 2)
-    sim_threshold = _low_quantile(sim_pool, cfg.oos_quantile / 2)
+    far_q = cfg.oos_quantile / 5
+    rule = OOSRule.fit(
+        signals(cv_proba, cv_knn),
+        cv_sims,
+        correct,
+        quantile=cfg.oos_quantile - far_q,
+        far_quantile=far_q,
+        k=cfg.oos_knn,
+    )
     stats = {
         "cv_accuracy": float(correct.mean()),
-        "threshold_calibrated": threshold,
-        "sim_threshold": sim_threshold,
+        "threshold_calibrated": rule.threshold,
+        "sim_threshold": rule.far_threshold,
     }
-    if oos_top is not None and len(oos_top):
-        candidates = np.unique(np.concatenate([top, oos_top]))
-        best_t, best_j = threshold, -1.0
-        for t in candidates:
-            j = float((oos_top < t).mean() - (pool < t).mean())
+    pool_scores = rule.score(signals(cv_proba, cv_knn))[correct if correct.any() else slice(None)]
+    for q in SWEEP_QUANTILES:  # what other oos_quantile values would give (benchmarks)
+        stats[f"score_q{q:g}"] = low_quantile(pool_scores, q - far_q)
+    if oos_signals is not None:
+        pool = pool_scores
+        oos_score = rule.score(oos_signals)
+        best_t, best_j = rule.threshold, -1.0
+        for t in np.unique(np.concatenate([pool, oos_score])):
+            j = float((oos_score < t).mean() - (pool < t).mean())
             if j > best_j:
                 best_t, best_j = float(t), j
-        threshold = max(threshold, min(best_t, float(np.quantile(pool, 0.1))))
-        stats["threshold_with_oos"] = threshold
-    return threshold, sim_threshold, stats
+        rule.threshold = max(rule.threshold, min(best_t, float(np.quantile(pool, 0.1))))
+        stats["threshold_with_oos"] = rule.threshold
+    return rule, stats
 
 
 def train_classifier(
@@ -254,7 +294,7 @@ def train_classifier(
     oos_vectors: Matrix | None = None,
     config: ClassifierConfig | None = None,
 ) -> IntentClassifier:
-    """Fit the ensemble and its out-of-scope threshold (see module docstring)."""
+    """Fit the ensemble and its out-of-scope rule (see module docstring)."""
     cfg = config or ClassifierConfig()
     labels = sorted(set(intents))
     if len(labels) < 2:
@@ -266,7 +306,8 @@ def train_classifier(
     cv = cross_val_scores(texts, vectors, y, len(labels), cfg_cv) if min_count >= 2 else None
 
     all_texts, all_vectors, all_y, all_labels = list(texts), vectors, y, labels
-    if len(oos_texts) and oos_vectors is not None:
+    has_oos = bool(len(oos_texts)) and oos_vectors is not None
+    if has_oos and oos_vectors is not None:
         all_labels = [*labels, OOS_LABEL]
         all_texts += list(oos_texts)
         all_vectors = np.vstack([vectors, oos_vectors])
@@ -274,11 +315,14 @@ def train_classifier(
     sem, lex_model, lex = _fit_models(all_texts, all_vectors, all_y, len(all_labels), cfg)
     clf = IntentClassifier(all_labels, cfg, sem, lex_model, lex)
     clf.centroids = _centroids(vectors, y, len(labels))
+    clf.examples = ExampleIndex.build(vectors, y, len(labels))
     if cv is None:
         clf.oos_threshold = 0.0
         return clf
-    oos_top = None
-    if len(oos_texts) and oos_vectors is not None:
-        oos_top = clf.predict_proba(oos_texts, oos_vectors)[:, : len(labels)].max(axis=1)
-    clf.oos_threshold, clf.sim_threshold, clf.stats = _threshold(cv[0], cv[1], y, oos_top, cfg)
+    oos_sig = None
+    if has_oos and oos_vectors is not None:
+        oos_proba = clf.predict_proba(oos_texts, oos_vectors)
+        oos_sig = clf.oos_signals(oos_proba, oos_vectors)
+    clf.rule, clf.stats = _fit_rule(cv, y, oos_sig, cfg)
+    clf.oos_threshold, clf.sim_threshold = clf.rule.threshold, clf.rule.far_threshold
     return clf

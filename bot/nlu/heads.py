@@ -94,6 +94,26 @@ def fit_mlp(
     """Dropout → Linear → GELU → Dropout → Linear, AdamW + one-cycle LR, label smoothing 0.1."""
     import torch
 
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matmuls: one thread is faster, and robust on a busy host
+    try:
+        return _train_mlp(x, y, n_classes, hidden, epochs, batch_size, dropout, seed)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train_mlp(
+    x: Matrix,
+    y: Labels,
+    n_classes: int,
+    hidden: int,
+    epochs: int,
+    batch_size: int,
+    dropout: float,
+    seed: int,
+) -> MLPHead:
+    import torch
+
     torch.manual_seed(seed)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))

@@ -25,7 +25,7 @@ from bot.nlu.entities import DEFAULT_ORDER_PATTERN, ProductName
 from bot.nlu.pipeline import MANIFEST, read_manifest
 from retrieval.types import Embedder
 
-NLU_FORMAT = 1
+NLU_FORMAT = 2  # 2: kNN + margin out-of-scope rule
 Progress = Callable[[str], None]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from nlu_fakes import REF_DATE, toy_examples
 
@@ -30,6 +31,15 @@ def test_embedder_vectors_are_unit_norm(minilm: MiniLMEmbedder) -> None:
     vecs = minilm.embed(["where is my parcel", "wo ist mein paket"], kind="query")
     assert vecs.shape == (2, minilm.dim)
     assert abs(float((vecs**2).sum(axis=1).max()) - 1.0) < 1e-4
+
+
+def test_small_batch_fast_path_matches_sentence_transformers(minilm: MiniLMEmbedder) -> None:
+    texts = ["where is my parcel", "Can I please speak to a real person about my refund?"]
+    reference = minilm._model.encode(texts, normalize_embeddings=True)  # the batch path
+    single = np.vstack([minilm.embed([t], kind="query") for t in texts])
+    padded = minilm.embed(texts, kind="query")  # two texts of different length: masking
+    assert float((single * reference).sum(axis=1).min()) > 0.9999
+    assert float((padded * reference).sum(axis=1).min()) > 0.9999
 
 
 @pytest.mark.parametrize(
