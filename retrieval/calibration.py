@@ -33,11 +33,43 @@ class Calibration:
     cosine_weight: float
     coverage_weight: float
 
-    def __call__(self, cosine: float, coverage: float) -> float:
-        z = self.cosine_weight * (cosine - self.cosine_mid) + self.coverage_weight * (
+    def logit(self, cosine: float, coverage: float) -> float:
+        return self.cosine_weight * (cosine - self.cosine_mid) + self.coverage_weight * (
             coverage - 0.5
         )
-        return 1.0 / (1.0 + math.exp(-z))
+
+    def __call__(self, cosine: float, coverage: float) -> float:
+        return _sigmoid(self.logit(cosine, coverage))
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+@dataclass(frozen=True, slots=True)
+class HeadCalibration:
+    """Confidence with the entry head (:mod:`retrieval.head`):
+    ``score = sigmoid(z_weight·z + logp_weight·log P_head(entry) + bias)`` where ``z`` is the
+    embedding calibration's logit. A hit whose embedding-only score is below ``floor`` keeps
+    that score (a confident head cannot lift a text the embedding finds unrelated).
+
+    Fitted by ``bench/calibrate_head.py`` (logistic regression of "top hit correct" on the demo
+    KB's development queries, held-out phrasings and out-of-domain negatives); ``bias`` is
+    shifted so that 0.5 sits where the fit says 0.7 — the operating point whose false-answer
+    rate on that data matches the embedding-only calibration at 0.5.
+    """
+
+    z_weight: float
+    logp_weight: float
+    bias: float
+    floor: float = 0.15
+
+    def __call__(self, base: Calibration, cosine: float, coverage: float, logp: float) -> float:
+        z = base.logit(cosine, coverage)
+        plain = _sigmoid(z)
+        if plain < self.floor:
+            return plain
+        return _sigmoid(self.z_weight * z + self.logp_weight * logp + self.bias)
 
 
 # Embedder name prefix (before ":") -> calibration. minilm and e5: fitted by
@@ -52,6 +84,23 @@ CALIBRATIONS: dict[str, Calibration] = {
     "use": Calibration(cosine_mid=0.62, cosine_weight=16.0, coverage_weight=5.0),
 }
 DEFAULT_CALIBRATION = CALIBRATIONS["minilm"]
+
+# Embedder family -> confidence with the entry head; families without one use the head for
+# ranking only. Fitted by bench/calibrate_head.py (docs/benchmarks.md).
+HEAD_CALIBRATIONS: dict[str, HeadCalibration] = {
+    "e5": HeadCalibration(z_weight=0.226, logp_weight=0.697, bias=1.218),
+}
+# Weight of the head's log-probability in the fused ranking score, per family: fused scores
+# of e5 spread over ~0.05, MiniLM's over ~0.2 (chosen on held-out phrasings, calibrate_head).
+HEAD_RANK_WEIGHTS = {"e5": 0.02, "minilm": 0.08, "sentence-transformers": 0.08, "use": 0.08}
+
+
+def head_calibration_for(model: str) -> HeadCalibration | None:
+    return HEAD_CALIBRATIONS.get(model.split(":", 1)[0])
+
+
+def head_rank_weight_for(model: str) -> float:
+    return HEAD_RANK_WEIGHTS.get(model.split(":", 1)[0], 0.08)
 
 
 def calibration_for(model: str) -> Calibration:

@@ -37,6 +37,8 @@ from knowledge.changes import (
 from knowledge.schema import Entry, EntryKind, KnowledgeBase
 from retrieval import store
 from retrieval.errors import IndexMissing, RetrievalError
+from retrieval.head import HEAD_FILES, train_head
+from retrieval.head import should_train as should_train_head
 from retrieval.types import Embedder, Vectors
 
 EMBED_BATCH = 64
@@ -280,6 +282,8 @@ def _build(
     np.save(build / store.VECTORS, vectors, allow_pickle=False)
     index.save(build / store.FAISS)
     LexicalIndex.build([store.lexical_text(e) for e in kb.entries]).save(build)
+    if should_train_head(len(kb.entries), len(row_ids)):
+        train_head(vectors, entry_ids).save(build)
     _finish(kb, build, embedder.name, embedder.dim, index.kind, len(row_ids), next_id,
             report.duplicates, time.perf_counter() - t0)  # fmt: skip
     store.publish(index_dir, build)
@@ -363,7 +367,9 @@ def _relocate(
 
     build = store.create_build(index_dir)
     for path in prev.build.iterdir():
-        if path.name in (store.ROWS, store.VECTORS) or path.name.startswith(store.FAISS):
+        if path.name in (store.ROWS, store.VECTORS, *HEAD_FILES) or path.name.startswith(
+            store.FAISS
+        ):
             shutil.copy2(path, build / path.name)
     _finish(kb, build, prev.manifest.model, prev.manifest.dim, prev.manifest.index_kind,
             prev.manifest.row_count, prev.manifest.next_row_id, duplicates)  # fmt: skip

@@ -31,8 +31,15 @@ import numpy.typing as npt
 
 from knowledge.schema import Entry
 from retrieval import store
-from retrieval.calibration import Calibration, calibration_for
+from retrieval.calibration import (
+    Calibration,
+    HeadCalibration,
+    calibration_for,
+    head_calibration_for,
+    head_rank_weight_for,
+)
 from retrieval.errors import IndexCorrupt
+from retrieval.head import EntryHead, aligned_head
 from retrieval.index import FaissIndex
 from retrieval.lexical import LexicalIndex
 from retrieval.types import Embedder, Hit, Vectors
@@ -51,6 +58,7 @@ def fusion_weight_for(model: str) -> float:
 
 
 RRF_K = 60
+HEAD_CANDIDATES = 5
 
 
 @runtime_checkable
@@ -61,6 +69,14 @@ class Reranker(Protocol):
 
 
 Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float32]
+
+
+def _score(c: _Candidate, state: _State) -> float:
+    """The calibrated ``Hit.score`` of a candidate (with the entry head where fitted)."""
+    if state.head_calibration is not None and c.head_logp is not None:
+        return state.head_calibration(state.calibration, c.cosine, c.coverage, c.head_logp)
+    return state.calibration(c.cosine, c.coverage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +96,7 @@ class _Snapshot:
     row_phrase: Ints  # row position -> phrasing index
     entry_row_ptr: Ints  # CSR: rows of entry i are entry_rows[ptr[i]:ptr[i+1]]
     entry_rows: Ints
+    head: EntryHead | None = None  # classes in entry order (see _aligned_head)
 
 
 def _load_snapshot(index_dir: Path, build_name: str | None = None) -> _Snapshot:
@@ -113,6 +130,7 @@ def _load_snapshot(index_dir: Path, build_name: str | None = None) -> _Snapshot:
         row_phrase=np.asarray(rows.phrase, dtype=np.int64),
         entry_row_ptr=ptr,
         entry_rows=by_entry.astype(np.int64),
+        head=aligned_head(build, [e.id for e in entries]),
     )
 
 
@@ -141,6 +159,7 @@ class _Candidate:
     dense_rank: int = 0
     lexical_rank: int = 0
     fused: float = 0.0
+    head_logp: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +169,7 @@ class _State:
     snap: _Snapshot
     embedder: Embedder
     calibration: Calibration
+    head_calibration: HeadCalibration | None = None
 
 
 class HybridRetriever:
@@ -175,6 +195,7 @@ class HybridRetriever:
         cross_lang_margin: float = 0.1,
         auto_reload_s: float | None = None,
         follow_model: bool = False,
+        use_head: bool = True,
         _snapshot: _Snapshot | None = None,
     ) -> None:
         self.index_dir = index_dir
@@ -191,9 +212,15 @@ class HybridRetriever:
         self._reloading: threading.Thread | None = None
         snap = _snapshot if _snapshot is not None else _load_snapshot(index_dir)
         store.check_model(snap.manifest, embedder.name)
-        self._state = _State(snap, embedder, calibration or calibration_for(embedder.name))
+        self.use_head = use_head
+        self._state = self._new_state(snap, embedder, calibration)
 
     # --- state ------------------------------------------------------------------------
+    def _new_state(self, snap: _Snapshot, embedder: Embedder, fixed: Calibration | None) -> _State:
+        """A fixed calibration (fitting, evaluation) means embedding-only scores."""
+        head_cal = None if fixed is not None else head_calibration_for(embedder.name)
+        return _State(snap, embedder, fixed or calibration_for(embedder.name), head_cal)
+
     @property
     def _snap(self) -> _Snapshot:
         return self._state.snap
@@ -230,15 +257,14 @@ class HybridRetriever:
             if name == state.snap.build:
                 return False
             snap = _load_snapshot(self.index_dir, name)
-            embedder, calibration = state.embedder, state.calibration
+            embedder = state.embedder
             if self.follow_model and snap.manifest.model != embedder.name:
                 from retrieval.embedders import embedder_from_name
 
                 embedder = embedder_from_name(snap.manifest.model)
                 embedder.embed(["warm-up"], kind="query")  # load the model before swapping
-                calibration = self._fixed_calibration or calibration_for(embedder.name)
             store.check_model(snap.manifest, embedder.name)
-            self._state = _State(snap, embedder, calibration)
+            self._state = self._new_state(snap, embedder, self._fixed_calibration)
         log.info("retrieval index reloaded: build %s", name)
         return True
 
@@ -275,29 +301,34 @@ class HybridRetriever:
     ) -> list[Hit]:
         self._maybe_reload()
         state = self._state
-        snap, cal = state.snap, state.calibration
+        snap = state.snap
         if not snap.entries or not query.strip():
             return []
         mode: Fusion = fusion or self.fusion
         qvec = state.embedder.embed([query], kind="query")[0]
-        cands = self._candidates(snap, query, qvec, mode)
+        head_logp = (
+            snap.head.log_probs(qvec)
+            if snap.head is not None and self.use_head and mode != "lexical"
+            else None
+        )
+        cands = self._candidates(snap, query, qvec, mode, head_logp)
         self._fuse(cands, mode)
         cands.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
         if self.reranker is not None:
-            hits = [self._hit(snap, c, cal) for c in cands[: max(k * 3, 20)]]
+            hits = [self._hit(snap, c, state) for c in cands[: max(k * 3, 20)]]
             hits = self.reranker.rerank(query, hits)
             if lang:
                 hits = self._prefer_lang(hits, lang, lambda h: (h.lang, h.score))
         else:
             if lang:
                 cands = self._prefer_lang(
-                    cands, lang, lambda c: (snap.entries[c.entry].lang, cal(c.cosine, c.coverage))
+                    cands, lang, lambda c: (snap.entries[c.entry].lang, _score(c, state))
                 )
-            hits = [self._hit(snap, c, cal) for c in cands[:k]]
+            hits = [self._hit(snap, c, state) for c in cands[:k]]
         return [replace(h, rank=i + 1) for i, h in enumerate(hits[:k])]
 
     def _candidates(
-        self, snap: _Snapshot, query: str, qvec: Vectors, mode: Fusion
+        self, snap: _Snapshot, query: str, qvec: Vectors, mode: Fusion, head_logp: Floats | None
     ) -> list[_Candidate]:
         n = self.candidates
         found: dict[int, _Candidate] = {}
@@ -314,6 +345,10 @@ class HybridRetriever:
             for e in top:
                 if bm25[e] > 0:
                     found.setdefault(int(e), _Candidate(int(e)))
+        if head_logp is not None:  # the head's favourites, which dense search may rank low
+            top = np.argpartition(-head_logp, min(HEAD_CANDIDATES, len(head_logp) - 1))
+            for e in top[:HEAD_CANDIDATES]:
+                found.setdefault(int(e), _Candidate(int(e)))
         cands = list(found.values())
         best_cos, best_row = _best_rows(snap, [c.entry for c in cands], qvec)
         for c, cos, row in zip(cands, best_cos.tolist(), best_row.tolist(), strict=True):
@@ -321,6 +356,8 @@ class HybridRetriever:
             c.phrase = int(snap.row_phrase[row])
             c.bm25 = float(bm25[c.entry])
             c.coverage = float(coverage[c.entry])
+            if head_logp is not None:
+                c.head_logp = float(head_logp[c.entry])
         for rank, c in enumerate(sorted(cands, key=lambda c: -c.cosine), 1):
             c.dense_rank = rank
         for rank, c in enumerate(sorted(cands, key=lambda c: -c.bm25), 1):
@@ -329,24 +366,26 @@ class HybridRetriever:
 
     def _fuse(self, cands: list[_Candidate], mode: Fusion) -> None:
         weight = self.weight if self.weight is not None else fusion_weight_for(self.embedder.name)
+        head_weight = head_rank_weight_for(self.embedder.name)
         top_bm25 = max((c.bm25 for c in cands), default=0.0) or 1.0
         for c in cands:
+            head = head_weight * c.head_logp if c.head_logp is not None else 0.0
             if mode == "dense":
-                c.fused = c.cosine
+                c.fused = c.cosine + head
             elif mode == "lexical":
                 c.fused = c.bm25
             elif mode == "weighted":
-                c.fused = weight * c.cosine + (1 - weight) * c.bm25 / top_bm25
+                c.fused = weight * c.cosine + (1 - weight) * c.bm25 / top_bm25 + head
             else:
                 c.fused = 1.0 / (RRF_K + c.dense_rank) + (
                     1.0 / (RRF_K + c.lexical_rank) if c.lexical_rank else 0.0
                 )
 
-    def _hit(self, snap: _Snapshot, c: _Candidate, cal: Calibration) -> Hit:
+    def _hit(self, snap: _Snapshot, c: _Candidate, state: _State) -> Hit:
         entry = snap.entries[c.entry]
         return Hit(
             entry=entry,
-            score=cal(c.cosine, c.coverage),
+            score=_score(c, state),
             matched=store.matched_text(entry, c.phrase),
             dense_score=c.cosine,
             lexical_score=c.bm25,
