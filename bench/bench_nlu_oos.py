@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spin-waiting
+
 from _nlu_common import DATA, CachedEmbedder, val_split
 
 

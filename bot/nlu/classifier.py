@@ -10,8 +10,8 @@ examples give, for every held-out example, the top probability, the top-1/top-2 
 similarity to its nearest training examples of the predicted intent; their empirical CDFs over
 the correctly classified held-out examples are averaged into one score, and the threshold is
 that score's ``oos_quantile`` (minus the far guard's share) quantile, so about
-``oos_quantile`` of correct in-scope answers is sacrificed. A far-away guard rejects messages
-whose nearest intent centroid is less similar than the ``oos_quantile / 5`` quantile. When
+``oos_quantile`` of correct held-out answers is sacrificed. A far-away guard rejects messages
+whose nearest intent centroid is less similar than the ``oos_far_quantile`` quantile. When
 the intents file provides out-of-scope examples, they are also trained as a reject class
 ``__oos__`` and the threshold is raised (never lowered) to the value that best separates them
 from in-scope held-out examples.
@@ -49,7 +49,11 @@ class ClassifierConfig:
     mlp_min_examples: int = 1000  # below this, the linear head (an MLP needs data)
     semantic_weight: float = 0.6
     use_lexical: bool = True
-    oos_quantile: float = 0.01  # share of correct in-scope answers the rule may reject
+    # share of correct held-out in-scope answers the rule may reject (tuned on a BANKING77
+    # validation split carved from train.csv: the final model is more confident than the
+    # fold models, so the realised share is about half of this)
+    oos_quantile: float = 0.02
+    oos_far_quantile: float = 0.002  # the far-away guard's part of that share
     oos_knn: int = 3  # nearest training examples of the predicted intent
     folds: int = 3
     max_iter: int = 300
@@ -255,7 +259,7 @@ def _fit_rule(
 ) -> tuple[OOSRule, dict[str, float]]:
     cv_proba, cv_sims, cv_knn = cv
     correct = cv_proba.argmax(axis=1) == y
-    far_q = cfg.oos_quantile / 5
+    far_q = min(cfg.oos_far_quantile, cfg.oos_quantile / 2)
     rule = OOSRule.fit(
         signals(cv_proba, cv_knn),
         cv_sims,
