@@ -83,6 +83,17 @@ async def _deliveries(api: Api, sub_id: str, **params: Any) -> list[dict[str, An
     return items
 
 
+async def _first_of(receiver: Receiver, event: str, timeout: float = 20) -> dict[str, Any]:
+    """The body of the first accepted delivery of ``event``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [r.json for r in receiver.ok() if r.headers["klartext-event"] == event]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"no {event} arrived"
+        await asyncio.sleep(0.02)
+
+
 async def _settled(api: Api, sub_id: str, n: int, timeout: float = 20) -> list[dict[str, Any]]:
     """The delivery log once ``n`` deliveries exist and none is pending."""
     deadline = time.monotonic() + timeout
@@ -112,12 +123,18 @@ async def test_conversation_events_arrive_signed_after_retries(
     await c.send({"type": "message", "message_id": "m1", "text": "Where is my order?"})
     done = (await c.until("done"))[-1]
     await c.send({"type": "feedback", "turn_id": done["turn_id"], "rating": "up"})
+    # the visitor asks for a human: the CRM hears of it through the webhook, then answers
+    await c.send({"type": "request_human", "message_id": "h1"})
+    await c.until("done")
+    requested = await _first_of(receiver, "handoff.requested")
+    assert requested["data"]["reason"] == "user_request"
+    assert requested["data"]["state"] == "pending_human"
     conv = f"/api/v1/conversations/{cid}"
-    assert (await api.call("POST", f"{conv}/handoff", "agent")).status_code == 200
     posted = await api.call(
         "POST", f"{conv}/messages", "agent", json={"text": "Hi, Ana here", "agent_name": "Ana"}
     )
     assert posted.status_code == 201
+    assert (await c.until("agent_message"))[-1]["text"] == "Hi, Ana here"
     assert (await api.call("POST", f"{conv}/release", "agent")).status_code == 200
     assert (await api.call("POST", f"{conv}/close", "agent")).status_code == 200
 
