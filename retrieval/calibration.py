@@ -88,7 +88,7 @@ DEFAULT_CALIBRATION = CALIBRATIONS["minilm"]
 # Embedder family -> confidence with the entry head; families without one use the head for
 # ranking only. Fitted by bench/calibrate_head.py (docs/benchmarks.md).
 HEAD_CALIBRATIONS: dict[str, HeadCalibration] = {
-    "e5": HeadCalibration(z_weight=0.226, logp_weight=0.697, bias=1.218),
+    "e5": HeadCalibration(z_weight=0.178, logp_weight=0.915, bias=1.52),
 }
 # Weight of the head's log-probability in the fused ranking score, per family: fused scores
 # of e5 spread over ~0.05, MiniLM's over ~0.2 (chosen on held-out phrasings, calibrate_head).
