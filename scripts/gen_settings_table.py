@@ -23,6 +23,8 @@ def _default(name: str, value: Any) -> str:
         return f"`{SPECIAL_DEFAULTS[name]}`"
     if value is None:
         return "—"
+    if hasattr(value, "get_secret_value"):
+        return "`(secret)`"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     if isinstance(value, list | dict):
