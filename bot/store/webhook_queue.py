@@ -45,6 +45,17 @@ class Outcome:
     error: str | None
 
 
+def any_due(session: Session) -> bool:
+    """Whether some delivery is due (a cheap read: the ``(status, next_attempt_at)`` index)."""
+    found = session.scalar(
+        select(D.id)
+        .join(S, S.id == D.subscription_id)
+        .where(D.status == "pending", D.next_attempt_at <= utcnow(), S.active.is_(True))
+        .limit(1)
+    )
+    return found is not None
+
+
 def claim_due(session: Session, *, limit: int, lease_s: float, worker: str) -> list[Claimed]:
     """Take up to ``limit`` due deliveries of active subscriptions, oldest due first."""
     now = utcnow()

@@ -98,6 +98,7 @@ class WebhookDispatcher:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._idle_tick = False
+        self._idle = False  # the last claim found nothing: probe with a read first
         # claim again once this many slots are free (or at the next poll tick)
         self._refill_at = max(1, min(self.cfg.batch_size, self.cfg.concurrency // 4))
         self._last_prune = 0.0
@@ -167,14 +168,21 @@ class WebhookDispatcher:
             return False
         limit = min(self.cfg.batch_size, free)
         lease = 2 * self.cfg.timeout_s + _LEASE_MIN_S  # a POST ends within timeout_s
+        if self._idle and not await self._anything_due():
+            return False  # idle: a plain read, no write transaction (SQLite's lock) per poll
         claimed = await self.db.write(
             lambda s: q.claim_due(s, limit=limit, lease_s=lease, worker=self.worker)
         )
+        self._idle = not claimed
         for c in claimed:
             task = asyncio.create_task(self._deliver(c))
             self._inflight.add(task)
             task.add_done_callback(self._finished)
         return len(claimed) == limit and len(self._inflight) < self.cfg.concurrency
+
+    async def _anything_due(self) -> bool:
+        async with self.db.session() as session:
+            return await session.run_sync(q.any_due)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
