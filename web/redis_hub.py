@@ -281,6 +281,8 @@ class RedisHub:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.disconnect()
+            with contextlib.suppress(Exception):
+                await self._sub_pool.release(conn)  # reused (reconnected) next time
 
     async def _ping_forever(self) -> None:
         while True:
