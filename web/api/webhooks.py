@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
-from pydantic import AnyHttpUrl, BaseModel, Field
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, Field
 
 from bot.store import webhook_subs as subs
 from bot.store.webhook_models import WebhookDelivery, WebhookSubscription, payload_of
@@ -30,17 +30,29 @@ EventType = Literal[
 ]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 MAX_PAGE = 200
+_MAX_ID = 2**63 - 1  # BIGINT
+_MAX_URL = 2048
+DeliveryId = Annotated[int, Path(ge=1, le=_MAX_ID)]
+
+
+def _short_url(url: AnyHttpUrl) -> AnyHttpUrl:
+    if len(str(url)) > _MAX_URL:
+        raise ValueError(f"at most {_MAX_URL} characters")
+    return url
+
+
+HookUrl = Annotated[AnyHttpUrl, AfterValidator(_short_url)]
 
 
 class SubscriptionIn(BaseModel):
-    url: AnyHttpUrl = Field(description="Where events are POSTed (http or https).")
+    url: HookUrl = Field(description="Where events are POSTed (http or https).")
     event_types: list[EventType] = Field(min_length=1, max_length=7)
     description: str | None = Field(None, max_length=200)
     active: bool = True
 
 
 class SubscriptionPatch(BaseModel):
-    url: AnyHttpUrl | None = None
+    url: HookUrl | None = None
     event_types: list[EventType] | None = Field(None, min_length=1, max_length=7)
     description: str | None = Field(None, max_length=200)
     active: bool | None = None
@@ -83,12 +95,12 @@ class SubscriptionOut(BaseModel):
             active=sub.active,
             created_at=sub.created_at,
             updated_at=sub.updated_at,
-            deliveries=DeliveryCounts(**vars_of(counts)) if counts is not None else None,
+            deliveries=DeliveryCounts(**_counts(counts)) if counts is not None else None,
             secret=sub.secret if secret else None,
         )
 
 
-def vars_of(counts: subs.DeliveryStats) -> dict[str, int]:
+def _counts(counts: subs.DeliveryStats) -> dict[str, int]:
     return {"pending": counts.pending, "delivered": counts.delivered, "failed": counts.failed}
 
 
@@ -228,7 +240,7 @@ async def deliveries(
     response code."""
     before: int | None = None
     if cursor is not None:
-        if not cursor.isdigit():
+        if not cursor.isdigit() or not 0 < int(cursor) <= _MAX_ID:
             raise ApiError(400, "invalid_cursor", "the cursor is malformed")
         before = int(cursor)
     async with services.db.session() as session:
@@ -252,7 +264,7 @@ async def deliveries(
 
 @router.get("/{subscription_id}/deliveries/{delivery_id}", responses=_ERRORS)
 async def delivery(
-    subscription_id: str, delivery_id: int, services: ServicesDep, _key: AdminKey
+    subscription_id: str, delivery_id: DeliveryId, services: ServicesDep, _key: AdminKey
 ) -> DeliveryOut:
     """One delivery, with its payload."""
     async with services.db.session() as session:
@@ -269,7 +281,7 @@ async def delivery(
 )
 async def redeliver(
     subscription_id: str,
-    delivery_id: int,
+    delivery_id: DeliveryId,
     request: Request,
     services: ServicesDep,
     _key: AdminKey,
