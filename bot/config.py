@@ -208,6 +208,12 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(
         "klartext:", description="Prefix of Redis channels and keys (deployments sharing a Redis)."
     )
+    redis_turn_lease_s: float = Field(
+        15.0,
+        gt=0,
+        description="A replica's claim on a turn it runs outlives its last refresh (every third of "
+        "this) by this long: a dead replica's unfinished turns are ended after it.",
+    )
 
     # --- handoff to human agents ----------------------------------------------------------
     handoff_timeout_s: float = Field(

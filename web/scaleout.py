@@ -45,7 +45,9 @@ async def start_scaleout(settings: Settings) -> ScaleOut | None:
     from web.turn_leases import RedisTurnLeases
 
     hub = RedisHub(settings.redis_url, prefix=settings.redis_prefix)
-    leases = RedisTurnLeases(hub.client, node=hub.node, prefix=settings.redis_prefix)
+    leases = RedisTurnLeases(
+        hub.client, node=hub.node, prefix=settings.redis_prefix, ttl_s=settings.redis_turn_lease_s
+    )
     await hub.start()
     leases.start()
     if not await hub.ping():

@@ -38,6 +38,9 @@ _CACHE_SIZE = 20_000
 _END = object()
 # while a human agent has (or is about to take) the conversation, the bot stays quiet
 _BOT_QUIET = frozenset({"pending_human", "human"})
+# several replicas: how long / how often to look at a turn that another replica runs
+LEASE_WATCH_S = 180.0
+LEASE_WATCH_EVERY_S = 2.0
 
 
 class _NothingToDo(Exception):
@@ -156,6 +159,7 @@ class TurnRunner:
         self._history: OrderedDict[str, _History] = OrderedDict()
         self._running: dict[str, int] = {}  # turns started or queued, per conversation
         self.leases: TurnLeases | None = None  # several replicas (Redis): web.turn_leases
+        self._watching: dict[str, asyncio.Task[None]] = {}  # turns running on other replicas
         self.first_token_ms: list[float] = []  # recent time-to-first-token samples (server side)
         self.observer: TurnObserver | None = None
         self.handoff_hooks: HandoffHooks | None = None
@@ -351,7 +355,10 @@ class TurnRunner:
                 kind, expected = await session.run_sync(
                     lambda s: writes.last_turn_state(s, conversation_id)
                 )
-            if kind != "user_message" or await self.leases.held(conversation_id):
+            if kind != "user_message":
+                return False
+            if await self.leases.held(conversation_id):
+                self._watch_lease(conversation_id, lang, expected)
                 return False
 
         def op(s: Session) -> tuple[list[StoredEvent], bool]:
@@ -469,8 +476,37 @@ class TurnRunner:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    def _watch_lease(self, conversation_id: str, lang: str, turn_id: str | None) -> None:
+        """The unfinished turn runs on another replica (it holds the lease). Look again every
+        ``LEASE_WATCH_EVERY_S``: if that replica died, its lease lapses and the turn is ended
+        here, so a visitor who resumed on this replica is not left waiting."""
+        if turn_id is None or conversation_id in self._watching:
+            return
+        task = asyncio.create_task(self._await_lease(conversation_id, lang, turn_id))
+        self._watching[conversation_id] = task
+        task.add_done_callback(lambda _: self._watching.pop(conversation_id, None))
+
+    async def _await_lease(self, conversation_id: str, lang: str, turn_id: str) -> None:
+        deadline = time.monotonic() + LEASE_WATCH_S
+        try:
+            while self.leases is not None and time.monotonic() < deadline:
+                await asyncio.sleep(LEASE_WATCH_EVERY_S)
+                async with self.db.session() as session:
+                    kind, last = await session.run_sync(
+                        lambda s: writes.last_turn_state(s, conversation_id)
+                    )
+                if kind != "user_message" or last != turn_id:
+                    return  # it finished (or a newer turn began)
+                if not await self.leases.held(conversation_id):
+                    await self.finish_interrupted(conversation_id, lang)
+                    return
+        except Exception:
+            log.warning("watching a turn on another replica failed", exc_info=True)
+
     async def aclose(self, grace_s: float = 10.0) -> None:
         """Let in-flight turns finish (they are persisted as they go), cancel after ``grace_s``."""
+        for watcher in list(self._watching.values()):
+            watcher.cancel()
         if not self._tasks:
             return
         _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)

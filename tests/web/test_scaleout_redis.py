@@ -29,6 +29,7 @@ from bot.store.apikeys import create_api_key
 from bot.store.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
+LEASE_S = 5.0  # turn leases lapse this long after a replica's last refresh
 
 
 @dataclass
@@ -115,6 +116,7 @@ def cluster(web_pg: PgCluster) -> Iterator[Cluster]:
             "KLARTEXT_REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}:",
             "KLARTEXT_TOKEN_SECRET": "scale-out-test-secret-0123456789",
             "KLARTEXT_LOG_LEVEL": "WARNING",
+            "KLARTEXT_REDIS_TURN_LEASE_S": str(LEASE_S),
         }
         # A polls the shared index every 0.3 s; B only every 120 s (it must hear about it)
         a = _start_replica({**env, "KT_TEST_RELOAD_S": "0.3"})
@@ -233,3 +235,27 @@ async def test_redis_restart_loses_no_agent_message(
     assert after[-1]["text"] == "after the restart"
     seqs = [f["seq"] for f in frames + after]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_replica_killed_mid_answer_the_other_ends_the_turn(
+    cluster: Cluster, open_client: OpenClient
+) -> None:
+    """Last in this module: kills A. The visitor resumes on B, which sees A's lease, waits for
+    it to lapse, then ends the turn with a partial ``done`` — nothing lost or duplicated."""
+    c = await open_client(cluster.a.ws_url)
+    welcome = await c.hello()
+    await c.send({"type": "message", "message_id": "k-1", "text": "slow answer, then a crash"})
+    seen = [await c.recv(), await c.recv()]  # user_message + first token
+    cluster.a.proc.kill()
+    cluster.a.proc.wait()
+    c2 = await open_client(cluster.b.ws_url)
+    await c2.hello(
+        conversation_id=welcome["conversation_id"], token=welcome["token"], last_seq=seen[-1]["seq"]
+    )
+    t0 = time.monotonic()
+    live = [] if c2.history and c2.history[-1]["type"] == "done" else await c2.until("done", 30)
+    frames = seen + c2.history + live
+    assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
+    assert ANSWER.startswith("".join(f["text"] for f in frames if f["type"] == "token"))
+    assert frames[-1]["type"] == "done" and frames[-1]["partial"] is True
+    assert time.monotonic() - t0 < LEASE_S + 8
