@@ -242,7 +242,13 @@ class RedisHub:
             if channel == self._control:
                 self._control_message(body)
             elif channel.startswith(self.prefix + "conv:"):
-                await self._local.publish(channel[len(self.prefix) + 5 :], json.loads(body))
+                try:
+                    frames = json.loads(body)
+                except ValueError:
+                    log.warning("malformed frames on %s ignored", channel)
+                    return
+                if isinstance(frames, list):
+                    await self._local.publish(channel[len(self.prefix) + 5 :], frames)
         elif kind == b"subscribe" and len(reply) == 3:
             channel = reply[1].decode()
             if channel == self._control:
