@@ -19,11 +19,26 @@ from fastapi import FastAPI, Request
 
 import web.app as web_app
 from bot.config import get_settings
+from bot.conversation import ConversationContext
+from bot.events import Event
+
+
+class PacedEngine(FakeEngine):
+    """``slow`` answers take ~4 s (0.4 s per event): long enough to reconnect mid-answer even on
+    a loaded machine."""
+
+    async def turn(
+        self, text: str, ctx: ConversationContext, *, turn_id: str
+    ) -> AsyncIterator[Event]:
+        async for ev in super().turn(text, ctx, turn_id=turn_id):
+            yield ev
+            if "slow" in text:
+                await asyncio.sleep(0.25)
 
 
 class SharedIndexRuntime:
     def __init__(self, index_dir: Path) -> None:
-        self.engine = FakeEngine()
+        self.engine = PacedEngine()
         self.current = index_dir / "CURRENT"
         self.build = self._read()
         self.reloads = 0
