@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -230,7 +231,10 @@ async def final_checks(ws_url: str, base: str, key: str) -> bool:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
+        knowledge = data / "knowledge"  # the knowledge API writes here, never into the repo
+        shutil.copytree(Path(__file__).resolve().parent.parent / "knowledge" / "demo", knowledge)
         env = {
+            "KLARTEXT_KNOWLEDGE_DIR": str(knowledge),
             "KLARTEXT_WS_CONNECTIONS_PER_MINUTE_PER_IP": "100000",
             "KLARTEXT_WS_MESSAGES_PER_MINUTE_PER_IP": "100000",
             "KLARTEXT_API_REQUESTS_PER_MINUTE_PER_KEY": "100000",
