@@ -90,6 +90,10 @@ def tokenize(text: str) -> list[str]:
 
 
 Floats = npt.NDArray[np.float32]
+# Bump when tokenize() changes: stored document tokens of older builds are then not reused.
+TOKENIZER_VERSION = 1
+_DOC_TERMS = "bm25_doc_terms.npy"
+_DOC_PTR = "bm25_doc_ptr.npy"
 K1 = 1.2
 B = 0.75
 
@@ -103,24 +107,72 @@ class LexicalIndex:
     indices: npt.NDArray[np.int32]
     indptr: npt.NDArray[np.int64]
     n_docs: int
+    # each document's term ids, concatenated (CSR by ``doc_ptr``): lets an incremental reindex
+    # tokenise only changed documents. None when loaded for searching only.
+    doc_terms: npt.NDArray[np.int32] | None = None
+    doc_ptr: npt.NDArray[np.int64] | None = None
 
     @classmethod
     def build(cls, texts: Sequence[str], *, k1: float = K1, b: float = B) -> LexicalIndex:
         """Lucene BM25 weights (the variant ``bm25s`` computes, see the tests) built with
         NumPy: ~10x faster than ``bm25s.BM25.index`` here, which matters for incremental
         reindexing of large knowledge bases."""
-        vocab: dict[str, int] = {}
-        term_ids: list[int] = []
-        lengths = np.zeros(len(texts), dtype=np.int64)
-        for i, text in enumerate(texts):
-            tokens = tokenize(text)
-            lengths[i] = len(tokens)
-            term_ids.extend(vocab.setdefault(t, len(vocab)) for t in tokens)
-        n_docs = len(texts)
-        if not term_ids:
+        return cls.update(None, texts, k1=k1, b=b)
+
+    @classmethod
+    def update(
+        cls,
+        previous: LexicalIndex | None,
+        docs: Sequence[int | str],
+        *,
+        k1: float = K1,
+        b: float = B,
+    ) -> LexicalIndex:
+        """A new index whose document ``i`` is ``docs[i]``: a text to tokenise, or the
+        position of an unchanged document of ``previous`` whose stored tokens are reused
+        (incremental reindex: only changed entries are tokenised; the BM25 weights, which
+        depend on every document, are recomputed with NumPy)."""
+        vocab: dict[str, int] = dict(previous.vocab) if previous is not None else {}
+        old_terms = previous.doc_terms if previous is not None else None
+        old_ptr = previous.doc_ptr if previous is not None else None
+        base = len(old_terms) if old_terms is not None else 0
+        new_ids: list[int] = []  # tokens of the texts, appended after the old tokens
+        starts = np.zeros(len(docs), dtype=np.int64)
+        lengths = np.zeros(len(docs), dtype=np.int64)
+        for i, doc in enumerate(docs):
+            if isinstance(doc, str):
+                starts[i] = base + len(new_ids)
+                new_ids.extend(vocab.setdefault(t, len(vocab)) for t in tokenize(doc))
+                lengths[i] = base + len(new_ids) - starts[i]
+            elif old_ptr is not None:
+                starts[i], lengths[i] = old_ptr[doc], old_ptr[doc + 1] - old_ptr[doc]
+            else:
+                raise ValueError("reusing a document needs a previous index with stored tokens")
+        pool = np.asarray(new_ids, dtype=np.int64)
+        if old_terms is not None:
+            pool = np.concatenate([old_terms.astype(np.int64), pool])
+        offsets = np.cumsum(lengths) - lengths
+        gather = np.arange(int(lengths.sum())) - np.repeat(offsets, lengths)
+        terms = pool[gather + np.repeat(starts, lengths)]
+        return cls._from_terms(vocab, terms, lengths, k1=k1, b=b)
+
+    @classmethod
+    def _from_terms(
+        cls,
+        vocab: dict[str, int],
+        terms: npt.NDArray[np.int64],
+        lengths: npt.NDArray[np.int64],
+        *,
+        k1: float,
+        b: float,
+    ) -> LexicalIndex:
+        n_docs = len(lengths)
+        doc_ptr = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum(lengths, out=doc_ptr[1:])
+        doc_terms = terms.astype(np.int32)
+        if not len(terms):
             return cls(vocab, np.zeros(0, np.float32), np.zeros(0, np.int32),
-                       np.zeros(len(vocab) + 1, np.int64), n_docs)  # fmt: skip
-        terms = np.asarray(term_ids, dtype=np.int64)
+                       np.zeros(len(vocab) + 1, np.int64), n_docs, doc_terms, doc_ptr)  # fmt: skip
         docs = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
         keys, tf = np.unique(terms * n_docs + docs, return_counts=True)  # sorted by term, doc
         col, row = keys // n_docs, keys % n_docs
@@ -130,7 +182,8 @@ class LexicalIndex:
         data = idf[col] * tf / (tf + norm[row])
         indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
-        return cls(vocab, data.astype(np.float32), row.astype(np.int32), indptr, n_docs)
+        return cls(vocab, data.astype(np.float32), row.astype(np.int32), indptr, n_docs,
+                   doc_terms, doc_ptr)  # fmt: skip
 
     def _idf(self, df: int) -> float:
         n = self.n_docs
@@ -164,16 +217,28 @@ class LexicalIndex:
         np.save(directory / "bm25_data.npy", self.data, allow_pickle=False)
         np.save(directory / "bm25_indices.npy", self.indices, allow_pickle=False)
         np.save(directory / "bm25_indptr.npy", self.indptr, allow_pickle=False)
-        meta = {"n_docs": self.n_docs, "vocab": self.vocab}
+        if self.doc_terms is not None and self.doc_ptr is not None:
+            np.save(directory / _DOC_TERMS, self.doc_terms, allow_pickle=False)
+            np.save(directory / _DOC_PTR, self.doc_ptr, allow_pickle=False)
+        meta = {"n_docs": self.n_docs, "tokenizer": TOKENIZER_VERSION, "vocab": self.vocab}
         (directory / "bm25_vocab.json").write_text(json.dumps(meta, ensure_ascii=False))
 
     @classmethod
-    def load(cls, directory: Path) -> LexicalIndex:
+    def load(cls, directory: Path, *, tokens: bool = False) -> LexicalIndex:
+        """``tokens=True`` also loads the stored document tokens (for :meth:`update`); they
+        are left out (None) when missing or written by another tokeniser version."""
         meta = json.loads((directory / "bm25_vocab.json").read_text())
+        doc_terms = doc_ptr = None
+        usable = meta.get("tokenizer") == TOKENIZER_VERSION and (directory / _DOC_PTR).is_file()
+        if tokens and usable:
+            doc_terms = np.load(directory / _DOC_TERMS, allow_pickle=False)
+            doc_ptr = np.load(directory / _DOC_PTR, allow_pickle=False)
         return cls(
             vocab={str(k): int(v) for k, v in meta["vocab"].items()},
             data=np.load(directory / "bm25_data.npy", allow_pickle=False),
             indices=np.load(directory / "bm25_indices.npy", allow_pickle=False),
             indptr=np.load(directory / "bm25_indptr.npy", allow_pickle=False),
             n_docs=int(meta["n_docs"]),
+            doc_terms=doc_terms,
+            doc_ptr=doc_ptr,
         )

@@ -16,6 +16,7 @@ together with exact duplicates from :func:`knowledge.changes.find_exact_duplicat
 
 from __future__ import annotations
 
+import operator
 import re
 import shutil
 import time
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +41,9 @@ from retrieval.errors import IndexMissing, RetrievalError
 from retrieval.head import HEAD_FILES, train_head
 from retrieval.head import should_train as should_train_head
 from retrieval.types import Embedder, Vectors
+
+if TYPE_CHECKING:
+    from retrieval.lexical import LexicalIndex
 
 EMBED_BATCH = 64
 _NEIGHBOURS = 8
@@ -186,6 +190,7 @@ def duplicate_cosine(threshold: float, model: str) -> float:
 
 
 _PUNCT = re.compile(r"[\W_]+")
+_PUNCT_KEEP_NUL = re.compile(r"[^\w\0]+")
 
 
 def _exact_touching(kb: KnowledgeBase, ids: list[str]) -> list[DuplicatePair]:
@@ -194,7 +199,9 @@ def _exact_touching(kb: KnowledgeBase, ids: list[str]) -> list[DuplicatePair]:
     touched = set(ids)
 
     def keys(entry: Entry) -> set[str]:
-        return {_PUNCT.sub(" ", p.casefold()).strip() for p in entry.phrasings}
+        # one regex call per entry: phrasings joined by NUL, which _PUNCT_KEEP_NUL keeps
+        joined = "\0".join(entry.phrasings).casefold().replace("_", " ")
+        return {k.strip() for k in _PUNCT_KEEP_NUL.sub(" ", joined).split("\0")}
 
     wanted = set().union(*(keys(e) for e in kb.entries if e.id in touched))
     subset = [e for e in kb.entries if e.id in touched or keys(e) & wanted]
@@ -223,7 +230,6 @@ def _build(
     t0: float,
 ) -> None:
     from retrieval.index import FaissIndex, build_index, choose_kind
-    from retrieval.lexical import LexicalIndex
 
     by_id = kb.by_id()
     keep_ids = _ids(changes.unchanged) if prev is not None else set()
@@ -281,7 +287,7 @@ def _build(
     store.write_rows(build, rowmap)
     np.save(build / store.VECTORS, vectors, allow_pickle=False)
     index.save(build / store.FAISS)
-    LexicalIndex.build([store.lexical_text(e) for e in kb.entries]).save(build)
+    _lexical(kb, prev, keep_ids).save(build)
     if should_train_head(len(kb.entries), len(row_ids)):
         train_head(vectors, entry_ids).save(build)
     _finish(kb, build, embedder.name, embedder.dim, index.kind, len(row_ids), next_id,
@@ -289,6 +295,27 @@ def _build(
     store.publish(index_dir, build)
     report.build = build
     report.rows = len(row_ids)
+
+
+def _lexical(kb: KnowledgeBase, prev: _Previous | None, keep_ids: set[str]) -> LexicalIndex:
+    """BM25 for ``kb``; entries in ``keep_ids`` reuse the previous build's tokens (only
+    changed entries are tokenised) when that build stored them with the same tokeniser."""
+    from retrieval.lexical import LexicalIndex
+
+    if prev is None or not keep_ids:
+        return LexicalIndex.build([store.lexical_text(e) for e in kb.entries])
+    try:
+        old = LexicalIndex.load(prev.build, tokens=True)
+    except (OSError, ValueError):
+        old = None
+    if old is None or old.doc_terms is None or old.n_docs != len(prev.manifest.entry_hashes):
+        return LexicalIndex.build([store.lexical_text(e) for e in kb.entries])
+    old_pos = {eid: i for i, eid in enumerate(prev.manifest.entry_hashes)}
+    docs: list[int | str] = [
+        old_pos[e.id] if e.id in keep_ids and e.id in old_pos else store.lexical_text(e)
+        for e in kb.entries
+    ]
+    return LexicalIndex.update(old, docs)
 
 
 def _near_duplicates(
@@ -345,26 +372,26 @@ def _merge(
         key = frozenset((pair.a_id, pair.b_id))
         if key not in best or pair.similarity > best[key].similarity:
             best[key] = pair
-    out = [
-        replace(p, a_location=by_id[p.a_id].location, b_location=by_id[p.b_id].location)
-        for p in best.values()
-    ]
+    out = []
+    for p in best.values():
+        a_loc, b_loc = by_id[p.a_id].location, by_id[p.b_id].location
+        moved = p.a_location != a_loc or p.b_location != b_loc
+        out.append(replace(p, a_location=a_loc, b_location=b_loc) if moved else p)
     return sorted(out, key=lambda p: (-p.similarity, p.a_location, p.b_location))
 
 
 _PAIR_FIELDS = tuple(f.name for f in fields(DuplicatePair))
+_pair_values = operator.attrgetter(*_PAIR_FIELDS)
 
 
 def _pair_dict(pair: DuplicatePair) -> dict[str, Any]:
-    return {name: getattr(pair, name) for name in _PAIR_FIELDS}
+    return dict(zip(_PAIR_FIELDS, _pair_values(pair), strict=True))
 
 
 def _relocate(
     kb: KnowledgeBase, index_dir: Path, prev: _Previous, duplicates: list[DuplicatePair]
 ) -> Path:
     """Same content, new positions/order: copy the vectors and FAISS index, no embedding."""
-    from retrieval.lexical import LexicalIndex
-
     build = store.create_build(index_dir)
     for path in prev.build.iterdir():
         if path.name in (store.ROWS, store.VECTORS, *HEAD_FILES) or path.name.startswith(
@@ -373,7 +400,7 @@ def _relocate(
             shutil.copy2(path, build / path.name)
     _finish(kb, build, prev.manifest.model, prev.manifest.dim, prev.manifest.index_kind,
             prev.manifest.row_count, prev.manifest.next_row_id, duplicates)  # fmt: skip
-    LexicalIndex.build([store.lexical_text(e) for e in kb.entries]).save(build)
+    _lexical(kb, prev, {e.id for e in kb.entries}).save(build)
     store.publish(index_dir, build)
     return build
 

@@ -96,6 +96,7 @@ class _Snapshot:
     row_phrase: Ints  # row position -> phrasing index
     entry_row_ptr: Ints  # CSR: rows of entry i are entry_rows[ptr[i]:ptr[i+1]]
     entry_rows: Ints
+    entry_row_count: Ints  # np.diff(entry_row_ptr), precomputed for the hot path
     head: EntryHead | None = None  # classes in entry order (see _aligned_head)
 
 
@@ -123,13 +124,14 @@ def _load_snapshot(index_dir: Path, build_name: str | None = None) -> _Snapshot:
         by_id={e.id: e for e in entries},
         index=FaissIndex.load(build / store.FAISS),
         lexical=LexicalIndex.load(build),
-        vectors=vectors,
+        vectors=vectors.view(np.ndarray),  # still mapped; plain indexing is cheaper
         row_ids_sorted=row_ids[order],
         row_pos_sorted=order.astype(np.int64),
         row_entry=row_entry,
         row_phrase=np.asarray(rows.phrase, dtype=np.int64),
         entry_row_ptr=ptr,
         entry_rows=by_entry.astype(np.int64),
+        entry_row_count=np.diff(ptr),
         head=aligned_head(build, [e.id for e in entries]),
     )
 
@@ -137,7 +139,7 @@ def _load_snapshot(index_dir: Path, build_name: str | None = None) -> _Snapshot:
 def _best_rows(snap: _Snapshot, entries: list[int], qvec: Vectors) -> tuple[Vectors, Ints]:
     """Exact cosine of each entry's best phrasing, and that row's position (vectorised)."""
     ents = np.asarray(entries, dtype=np.int64)
-    starts, counts = snap.entry_row_ptr[ents], np.diff(snap.entry_row_ptr)[ents]
+    starts, counts = snap.entry_row_ptr[ents], snap.entry_row_count[ents]
     offsets = np.cumsum(counts) - counts
     idx = np.arange(int(counts.sum())) - np.repeat(offsets, counts) + np.repeat(starts, counts)
     rows = snap.entry_rows[idx]
@@ -336,7 +338,7 @@ class HybridRetriever:
             _, ids = snap.index.search(qvec[None, :], n)
             ids = ids[0][ids[0] >= 0]
             where = np.searchsorted(snap.row_ids_sorted, ids)
-            rows = snap.row_pos_sorted[np.clip(where, 0, len(snap.row_pos_sorted) - 1)]
+            rows = snap.row_pos_sorted[np.minimum(where, len(snap.row_pos_sorted) - 1)]
             for e in snap.row_entry[rows]:
                 found.setdefault(int(e), _Candidate(int(e)))
         bm25, coverage = snap.lexical.score(query)

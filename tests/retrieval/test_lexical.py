@@ -71,3 +71,22 @@ def test_weights_match_bm25s() -> None:
     for query in ("delivery days", "card payment", "lieferung dauert", "password"):
         expected = ref.get_scores([t for t in tokenize(query) if t in ref.vocab_dict])
         assert np.allclose(ours.score(query)[0], expected, atol=1e-5)
+
+
+def test_update_reuses_stored_tokens_and_matches_a_full_build(tmp_path: Path) -> None:
+    docs = ["Versand nach Österreich", "returns within 30 days", "gift cards never expire"]
+    LexicalIndex.build(docs).save(tmp_path)
+    old = LexicalIndex.load(tmp_path, tokens=True)
+    assert old.doc_terms is not None
+    new_docs = ["gift cards expire after 3 years", "Versand in die Schweiz"]
+    # keep "returns" (old 1) and "Versand" (old 0), tokenise two new documents
+    updated = LexicalIndex.update(old, [1, new_docs[0], 0, new_docs[1]])
+    full = LexicalIndex.build([docs[1], new_docs[0], docs[0], new_docs[1]])
+    for query in ("versand", "gift cards expire", "return days", "schweiz österreich", "xyz"):
+        a, b = updated.score(query), full.score(query)
+        assert np.allclose(a[0], b[0]) and np.allclose(a[1], b[1])
+
+
+def test_tokens_are_not_loaded_for_search(tmp_path: Path) -> None:
+    LexicalIndex.build(["alpha beta"]).save(tmp_path)
+    assert LexicalIndex.load(tmp_path).doc_terms is None

@@ -168,3 +168,26 @@ def test_near_duplicates_ignore_translations_and_scale_per_model(tmp_path: Path)
     ]
     report = reindex(kb_of(tmp_path, entries), tmp_path / "idx", FakeEmbedder(), **OPTS)
     assert report.duplicates == []
+
+
+def test_incremental_bm25_reuses_tokens_and_equals_a_full_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retrieval import lexical
+
+    idx, full_idx = tmp_path / "idx", tmp_path / "full"
+    reindex(kb_of(tmp_path, SHOP), idx, FakeEmbedder(), **OPTS)
+    changed = faq("pay", "Can I pay by bank transfer?", "Yes, and by card.")
+    entries = [e for e in SHOP if e.id not in {"pay", "return"}] + [changed]
+    tokenised: list[str] = []
+    real_tokenize = lexical.tokenize
+    monkeypatch.setattr(lexical, "tokenize", lambda t: tokenised.append(t) or real_tokenize(t))
+    report = reindex(kb_of(tmp_path, entries), idx, FakeEmbedder(), **OPTS)
+    assert tokenised == [store.lexical_text(changed)]  # unchanged entries are not tokenised
+    assert report.build is not None
+    full = reindex(kb_of(tmp_path, entries), full_idx, FakeEmbedder(), full=True, **OPTS)
+    assert full.build is not None
+    a, b = lexical.LexicalIndex.load(report.build), lexical.LexicalIndex.load(full.build)
+    for query in ("bank transfer card", "parcel arrive", "refund"):
+        assert a.score(query)[0].tolist() == pytest.approx(b.score(query)[0].tolist())
+        assert a.score(query)[1].tolist() == pytest.approx(b.score(query)[1].tolist())
