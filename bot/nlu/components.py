@@ -77,7 +77,7 @@ class IntentComponent:
         labels = self.classifier.labels
         rejected = self.classifier.out_of_scope(proba, vectors)
         for doc, row, reject in zip(docs, proba, rejected, strict=True):
-            order = np.argsort(-row)
+            order = np.argsort(-row)[: _TOP_K + 1]  # + 1: the reject class may be among them
             ranking = tuple(
                 (labels[i], round(float(row[i]), 4)) for i in order if labels[i] != OOS_LABEL
             )[:_TOP_K]
