@@ -7,7 +7,10 @@ Data (never a test split; ``tests/data/answers_demo.yaml`` is not read):
 * held-out phrasings of the demo KB (``knowledge/demo``): the FAQ phrasings are split into
   ``--folds`` folds; for each fold the KB is indexed without them (real ``reindex``, head
   included) and each held-out phrasing is a query whose answer is its own entry;
-* ``bench/data/retrieval_dev_demo.csv`` (development paraphrases; empty id = out of scope);
+* ``bench/data/retrieval_dev_demo.csv`` (development paraphrases; empty id = out of scope) and
+  ``bench/data/retrieval_dev_demo_hard.csv`` (scenario-style paraphrases in other words than
+  the FAQ's, plus shop-plausible questions the KB cannot answer; written without looking at
+  the answer test set);
 * out-of-domain negatives: 150 BANKING77 *train* questions (seed 0) against the demo KB.
 
 For every query the top hit (language preferred as the bot does) gives the embedding-only
@@ -39,7 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from knowledge.loaders import load_knowledge  # noqa: E402
 from knowledge.schema import Entry, EntryKind, KnowledgeBase  # noqa: E402
-from retrieval.calibration import calibration_for  # noqa: E402
+from retrieval.calibration import HEAD_RANK_WEIGHTS, calibration_for  # noqa: E402
 from retrieval.embedders import make_embedder  # noqa: E402
 from retrieval.head import aligned_head  # noqa: E402
 from retrieval.reindex import reindex  # noqa: E402
@@ -85,17 +88,21 @@ def _folds(kb: KnowledgeBase, n: int) -> list[tuple[KnowledgeBase, list[Query]]]
     return out
 
 
-def _dev_queries() -> tuple[list[Query], list[Query]]:
-    with (REPO / "bench" / "data" / "retrieval_dev_demo.csv").open(encoding="utf-8") as fh:
-        dev = [(r["query"], {i for i in r["expected_id"].split("|") if i}, r["lang"] or "en")
-               for r in csv.DictReader(fh)]  # fmt: skip
+def _read(name: str) -> list[Query]:
+    with (REPO / "bench" / "data" / name).open(encoding="utf-8") as fh:
+        return [(r["query"], {i for i in r["expected_id"].split("|") if i}, r["lang"] or "en")
+                for r in csv.DictReader(fh)]  # fmt: skip
+
+
+def _dev_queries() -> tuple[list[Query], list[Query], list[Query]]:
+    dev, hard = _read("retrieval_dev_demo.csv"), _read("retrieval_dev_demo_hard.csv")
     neg: list[Query] = []
     train = _shared() / "banking77" / "train.csv"
     if train.is_file():
         with train.open(encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
         neg = [(r["text"], set(), "en") for r in random.Random(0).sample(rows, 150)]
-    return dev, neg
+    return dev, hard, neg
 
 
 def _rows(index_dir: Path, embedder: Any, queries: list[Query], tag: str) -> list[dict[str, Any]]:
@@ -137,7 +144,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backend", default="e5")
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument(
+        "--rank-weight",
+        type=float,
+        default=None,
+        help="override HEAD_RANK_WEIGHTS for the backend (for a sweep)",
+    )
     args = ap.parse_args()
+    if args.rank_weight is not None:
+        HEAD_RANK_WEIGHTS[args.backend] = args.rank_weight
     from sklearn.linear_model import LogisticRegression
 
     kb = load_knowledge(REPO / "knowledge" / "demo")
@@ -149,8 +164,9 @@ def main() -> None:
             rows += _rows(Path(tmp) / f"fold{k}", embedder, queries, "held_out")
             print(f"fold {k}: {len(queries)} held-out phrasings", file=sys.stderr)
         reindex(kb, Path(tmp) / "full", embedder, hnsw_threshold=10**9)
-        dev, neg = _dev_queries()
+        dev, hard, neg = _dev_queries()
         rows += _rows(Path(tmp) / "full", embedder, dev, "dev")
+        rows += _rows(Path(tmp) / "full", embedder, hard, "dev_hard")
         rows += _rows(Path(tmp) / "full", embedder, neg, "negative")
     x = np.array([[r["head"]["z"], r["head"]["logp"]] for r in rows])
     y = np.array([int(r["head"]["correct"]) for r in rows])
@@ -166,8 +182,10 @@ def main() -> None:
             return plain(f)
         return 1 / (1 + math.exp(-(zw * f["z"] + lw * f["logp"] + bias)))
 
-    report: dict[str, Any] = {"backend": embedder.name, "n": len(rows)}
-    for tag in ("held_out", "dev", "negative"):
+    report: dict[str, Any] = {
+        "backend": embedder.name, "n": len(rows), "rank_weight": HEAD_RANK_WEIGHTS.get(args.backend)
+    }  # fmt: skip
+    for tag in ("held_out", "dev", "dev_hard", "negative"):
         sub = [r for r in rows if r["tag"] == tag]
         report[tag] = {
             "n": len(sub),
