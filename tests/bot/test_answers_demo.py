@@ -38,6 +38,6 @@ def test_demo_answer_set_in_extractive_mode(tmp_path: Path) -> None:
     assert result["n"] >= 90
     # Knowing when not to answer: every unanswerable/injection case is refused.
     assert result["correct_refusal"] >= 0.95, result
-    # Floors under the measured level (0.581 / 0.022 with the entry head, 2026-11-28); goals 0.95 / 0.02.
+    # Floors under the measured 0.581 / 0.022 (entry head, 2026-11-28); goals 0.95 / 0.02.
     assert result["correct_source"] >= 0.55, result
     assert result["false_answer"] <= 0.04, result
