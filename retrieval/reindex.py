@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
+from itertools import compress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -195,7 +196,8 @@ _PUNCT_KEEP_NUL = re.compile(r"[^\w\0]+")
 
 def _exact_touching(kb: KnowledgeBase, ids: list[str]) -> list[DuplicatePair]:
     """Exact duplicates involving ``ids`` (pairs among the other entries are carried over
-    from the manifest): a cheap regex key preselects the entries to check precisely."""
+    from the manifest): a cheap regex key preselects the entries to check precisely, and a
+    substring test (the longest word of each wanted key) skips most entries before that."""
     touched = set(ids)
 
     def keys(entry: Entry) -> set[str]:
@@ -204,7 +206,15 @@ def _exact_touching(kb: KnowledgeBase, ids: list[str]) -> list[DuplicatePair]:
         return {k.strip() for k in _PUNCT_KEEP_NUL.sub(" ", joined).split("\0")}
 
     wanted = set().union(*(keys(e) for e in kb.entries if e.id in touched))
-    subset = [e for e in kb.entries if e.id in touched or keys(e) & wanted]
+    probes = {max(k.split(), key=len) for k in wanted if k}
+    subset = []
+    for e in kb.entries:
+        if e.id in touched:
+            subset.append(e)
+            continue
+        text = "\0".join(e.phrasings).casefold()
+        if any(probe in text for probe in probes) and keys(e) & wanted:
+            subset.append(e)
     return find_exact_duplicates(subset)
 
 
@@ -234,7 +244,7 @@ def _build(
     by_id = kb.by_id()
     keep_ids = _ids(changes.unchanged) if prev is not None else set()
     new_entries = [e for e in kb.entries if e.id not in keep_ids]
-    # rows kept from the previous build
+    # rows kept from the previous build (itertools.compress: C speed for 10k+ rows)
     kept_pos: list[int] = []
     dropped: list[int] = []
     row_ids: list[int] = []
@@ -246,16 +256,12 @@ def _build(
         old_rows = store.read_rows(prev.build)
         old_vectors = np.load(prev.build / store.VECTORS, allow_pickle=False)
         next_id = prev.manifest.next_row_id
-        for pos, (rid, eid, ph) in enumerate(
-            zip(old_rows.row_ids, old_rows.entry_ids, old_rows.phrase, strict=True)
-        ):
-            if eid in keep_ids:
-                kept_pos.append(pos)
-                row_ids.append(rid)
-                entry_ids.append(eid)
-                phrase.append(ph)
-            else:
-                dropped.append(rid)
+        keep = [eid in keep_ids for eid in old_rows.entry_ids]
+        kept_pos = list(compress(range(len(keep)), keep))
+        row_ids = list(compress(old_rows.row_ids, keep))
+        entry_ids = list(compress(old_rows.entry_ids, keep))
+        phrase = list(compress(old_rows.phrase, keep))
+        dropped = list(compress(old_rows.row_ids, (not k for k in keep)))
     texts: list[str] = []
     n_kept = len(row_ids)
     for entry in new_entries:
