@@ -135,7 +135,7 @@ class E5Embedder:
     dim = 384
 
     def __init__(self, *, query_threads: int = 1) -> None:
-        self._query_threads = max(1, query_threads)
+        self.query_threads = max(1, query_threads)
         self._model: Any = None
         self._set_threads: Callable[[int], Any] | None = None
         self._bulk_threads = 0
@@ -161,7 +161,7 @@ class E5Embedder:
             model = self._load()
             if self._set_threads is not None:  # per calling thread (an OpenMP ICV)
                 small = len(texts) <= _SMALL_BATCH
-                self._set_threads(self._query_threads if small else self._bulk_threads)
+                self._set_threads(self.query_threads if small else self._bulk_threads)
             vectors = model.encode(list(texts), kind == "query")
         return _normalised(vectors, self.dim)
 

@@ -73,11 +73,11 @@ def real_e5() -> E5Embedder:
 def test_real_engine_gives_identical_vectors_on_one_or_all_threads(real_e5: E5Embedder) -> None:
     one = real_e5.embed(QUERIES, kind="query")
     assert real_e5._set_threads is not None and real_e5._bulk_threads >= 1
-    real_e5._query_threads = real_e5._bulk_threads
+    real_e5.query_threads = real_e5._bulk_threads
     try:
         many = real_e5.embed(QUERIES, kind="query")
     finally:
-        real_e5._query_threads = 1
+        real_e5.query_threads = 1
     np.testing.assert_array_equal(one, many)
     bulk = real_e5.embed(QUERIES * 5, kind="query")  # the bulk path, parallel across texts
     np.testing.assert_allclose(bulk[:2], one, atol=1e-6)
