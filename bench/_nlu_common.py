@@ -8,6 +8,7 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,5 +70,6 @@ class CachedEmbedder:
             for i, v in zip(missing, vecs, strict=True):
                 self._mem[keys[i]] = v
             if len(missing) > 50:
-                np.savez(store, **self._mem)
+                save: Any = np.savez  # numpy's stub types **arrays as its bool flag
+                save(store, **self._mem)
         return np.stack([self._mem[k] for k in keys]).astype(np.float32)
