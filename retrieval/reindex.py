@@ -16,11 +16,13 @@ together with exact duplicates from :func:`knowledge.changes.find_exact_duplicat
 
 from __future__ import annotations
 
+import gc
 import operator
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from itertools import compress
@@ -170,12 +172,29 @@ def reindex(
         )  # fmt: skip
     report.model = resolved.name
     fresh = prev is None or full
-    exact = find_exact_duplicates(kb.entries) if fresh else _exact_touching(kb, changes.to_embed)
-    _build(kb, index_dir, resolved, prev if not full else None, changes, exact, report,
-           hnsw_threshold=hnsw_threshold, duplicate_threshold=duplicate_threshold,
-           progress=progress, t0=t0)  # fmt: skip
+    with _no_cyclic_gc():
+        exact = (
+            find_exact_duplicates(kb.entries) if fresh else _exact_touching(kb, changes.to_embed)
+        )
+        _build(kb, index_dir, resolved, prev if not full else None, changes, exact, report,
+               hnsw_threshold=hnsw_threshold, duplicate_threshold=duplicate_threshold,
+               progress=progress, t0=t0)  # fmt: skip
     report.seconds = time.perf_counter() - t0
     return report
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a build allocates (10k entries: its full
+    collections cost 0.1-0.3 s of a 0.25 s incremental run); nothing here creates cycles
+    that must be freed before the build ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # ``duplicate_threshold`` is on MiniLM's cosine scale. Other models squeeze unrelated texts
