@@ -41,7 +41,10 @@ def test_stats_tables_and_json(tmp_path: Path) -> None:
     asyncio.run(_seed(url))
     runner = CliRunner()
     env = {"COLUMNS": "200", "KLARTEXT_DATA_DIR": str(tmp_path)}
-    out = runner.invoke(app, ["stats", "--days", "2", "--url", url], env=env)
+    # --embedder hashing: another test may have left an index in a cached settings' data dir
+    out = runner.invoke(
+        app, ["stats", "--days", "2", "--url", url, "--embedder", "hashing"], env=env
+    )
     assert out.exit_code == 0, out.output
     today = datetime.now(UTC).date().isoformat()
     assert "Per day (UTC)" in out.output and today in out.output
