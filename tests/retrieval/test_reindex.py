@@ -191,3 +191,17 @@ def test_incremental_bm25_reuses_tokens_and_equals_a_full_build(
     for query in ("bank transfer card", "parcel arrive", "refund"):
         assert a.score(query)[0].tolist() == pytest.approx(b.score(query)[0].tolist())
         assert a.score(query)[1].tolist() == pytest.approx(b.score(query)[1].tolist())
+
+
+def test_reindex_restores_the_garbage_collector(tmp_path: Path) -> None:
+    import gc
+
+    assert gc.isenabled()
+    reindex(kb_of(tmp_path, SHOP), tmp_path / "idx", FakeEmbedder(), **OPTS)
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller that disabled it keeps it disabled
+        reindex(kb_of(tmp_path, SHOP[:-1]), tmp_path / "idx", FakeEmbedder(), **OPTS)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
