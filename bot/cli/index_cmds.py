@@ -7,6 +7,7 @@ Tests replace :func:`make_embedder` (module attribute) with a fake.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -115,18 +116,41 @@ def reindex(
             raise _fail(str(exc)) from None
     _print_report(report, root, show_duplicates)
     if not dry_run:
-        _train_nlu_if_changed(settings, root, factory)
+        retrained = _train_nlu_if_changed(settings, root, factory)
+        if report.written or retrained:
+            _notify_replicas(settings, report.build.name if report.build else None)
 
 
-def _train_nlu_if_changed(settings: Settings, root: Path, factory: Callable[[], Embedder]) -> None:
+def _notify_replicas(settings: Settings, build: str | None) -> None:
+    """With Redis configured, tell running replicas to reload now (they would otherwise
+    notice within their poll interval). The message is the one ``web.redis_hub`` listens for."""
+    if not settings.redis_url:
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    message = json.dumps({"type": "reindex", "build": build})
+    try:
+        receivers = client.publish(f"{settings.redis_prefix}control", message)
+    except redis.RedisError as exc:
+        err_console.print(f"[yellow]replicas not notified[/yellow] (Redis: {exc}); "
+                          "they pick the new index up within their poll interval")  # fmt: skip
+    else:
+        console.print(f"Notified {receivers} running server(s) over Redis.")
+    finally:
+        client.close()
+
+
+def _train_nlu_if_changed(settings: Settings, root: Path, factory: Callable[[], Embedder]) -> bool:
     """Retrain the NLU when the folder's intents/catalog (or the embedder) changed."""
     from bot.nlu.training import train_if_changed_for
 
     if not (root / "intents.yaml").is_file():
-        return
+        return False
     with console.status("Training the NLU (intents changed)…"):
         trained = train_if_changed_for(settings, root, factory)
     console.print("NLU retrained." if trained else "NLU up to date.")
+    return trained
 
 
 def _configured_name(settings: Settings, languages: Iterable[str]) -> str:
