@@ -365,7 +365,10 @@ def _near_duplicates(
         a = by_id[rows.entry_ids[r]]
         for s, rid in zip(scores[qi], ids[qi], strict=True):
             pos = pos_of.get(int(rid))
-            if pos is None or s < threshold:
+            if pos is None:
+                continue
+            s = float(vectors[pos] @ vectors[r])  # exact (the flat index scores in fp16)
+            if s < threshold:
                 continue
             b = by_id[rows.entry_ids[pos]]
             if b.id == a.id or b.kind is not faq or b.lang != a.lang:  # translations aren't dups
