@@ -66,6 +66,7 @@ def test_should_train_needs_several_phrasings_per_entry() -> None:
     assert not should_train(100, 120)  # mostly one phrasing each: nothing to learn
     assert not should_train(1, 10)
     assert not should_train(10_000, 100_000)  # too large to be cheap
+    assert not should_train(1_500, 3_000)  # rows x entries above the training budget
 
 
 def test_reindex_writes_a_head_that_knows_every_phrasing(tmp_path: Path) -> None:
