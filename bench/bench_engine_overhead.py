@@ -136,7 +136,7 @@ def main() -> None:
     ap.add_argument(
         "--query-threads",
         type=int,
-        help="e5 OpenMP threads per query (default: all when alone, 1 when concurrent)",
+        help="e5 OpenMP threads per query (default 1)",
     )
     ap.add_argument("--concurrency", type=int, default=1, help="conversations at once")
     args = ap.parse_args()
