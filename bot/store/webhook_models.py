@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     JSON,
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.store.models import Base, utcnow
 
-EVENT_TYPES = (
+EventType = Literal[
     "conversation.created",
     "message.created",
     "handoff.requested",
@@ -37,8 +37,10 @@ EVENT_TYPES = (
     "conversation.closed",
     "feedback.created",
     "contact.created",
-)
-DELIVERY_STATUSES = ("pending", "delivered", "failed")
+]
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 
 
 class WebhookSubscription(Base):

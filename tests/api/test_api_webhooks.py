@@ -27,18 +27,11 @@ from _wsutil import OpenClient
 from bot.store import Database, NewEvent, repo
 from bot.store.apikeys import create_api_key
 from bot.store.migrate import upgrade_async
+from bot.store.webhook_models import EVENT_TYPES
 from bot.webhooks.signing import verify
 
 BASE = "/api/v1/webhooks"
-ALL = [
-    "conversation.created",
-    "message.created",
-    "handoff.requested",
-    "handoff.released",
-    "conversation.closed",
-    "feedback.created",
-    "contact.created",
-]
+ALL = list(EVENT_TYPES)
 FAST = {
     "webhook_poll_interval_s": 0.05,
     "webhook_backoff_base_s": 0.1,

@@ -5,13 +5,19 @@ dispatcher (``bot.webhooks``); see ``docs/api.md`` § Webhooks for headers and s
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AfterValidator, AnyHttpUrl, BaseModel, Field
 
 from bot.store import webhook_subs as subs
-from bot.store.webhook_models import WebhookDelivery, WebhookSubscription, payload_of
+from bot.store.webhook_models import (
+    DeliveryStatus,
+    EventType,
+    WebhookDelivery,
+    WebhookSubscription,
+    payload_of,
+)
 from web.api.auth import AdminKey
 from web.api.errors import ApiError, responses
 from web.deps import ServicesDep
@@ -19,16 +25,6 @@ from web.deps import ServicesDep
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 _ERRORS = responses(401, 403, 404, 422)
 
-EventType = Literal[
-    "conversation.created",
-    "message.created",
-    "handoff.requested",
-    "handoff.released",
-    "conversation.closed",
-    "feedback.created",
-    "contact.created",
-]
-DeliveryStatus = Literal["pending", "delivered", "failed"]
 MAX_PAGE = 200
 _MAX_ID = 2**63 - 1  # BIGINT
 _MAX_URL = 2048
