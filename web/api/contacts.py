@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.store import StoredEvent
 from bot.store import contacts as store
-from bot.store.listing import MAX_LIMIT, BadCursorError
+from bot.store.listing import MAX_LIMIT
 from web.api.auth import AdminKey, AgentKey, ReadKey
 from web.api.conversations import load_conversation
 from web.api.errors import ApiError, responses
@@ -129,10 +129,7 @@ async def list_(
             except ValueError:  # a malformed email matches nobody
                 found = None
             return ContactPage(items=[ContactOut.of(found)] if found else [], next_cursor=None)
-        try:
-            page = await store.list_contacts(session, limit=limit, cursor=cursor)
-        except BadCursorError as exc:
-            raise ApiError(400, "invalid_cursor", "the cursor is malformed") from exc
+        page = await store.list_contacts(session, limit=limit, cursor=cursor)
     return ContactPage(items=[ContactOut.of(c) for c in page.items], next_cursor=page.next_cursor)
 
 

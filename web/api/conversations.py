@@ -16,7 +16,6 @@ from bot.store import StoredEvent
 from bot.store import handoff as hf
 from bot.store.listing import (
     MAX_LIMIT,
-    BadCursorError,
     ConversationFilter,
     delete_conversation_sync,
     get_conversation_row,
@@ -106,11 +105,8 @@ async def list_(
         created_before=created_before,
         q=q,
     )
-    try:
-        async with services.db.session() as session:
-            page = await list_conversations(session, flt, limit=limit, cursor=cursor)
-    except BadCursorError as exc:
-        raise ApiError(400, "invalid_cursor", "the cursor is malformed") from exc
+    async with services.db.session() as session:
+        page = await list_conversations(session, flt, limit=limit, cursor=cursor)
     return ConversationPage(
         items=[ConversationOut.of(r) for r in page.items], next_cursor=page.next_cursor
     )

@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bot.store.listing import BadCursorError
+
 API_PREFIX = "/api/"
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
@@ -56,6 +58,11 @@ async def _api_error(_request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 
+async def _bad_cursor(_request: Request, exc: Exception) -> Response:
+    """Every paginated route: a cursor the store cannot decode is the client's error."""
+    return error_response(400, "invalid_cursor", "the cursor is malformed")
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if not request.url.path.startswith(API_PREFIX):
@@ -77,5 +84,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(BadCursorError, _bad_cursor)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

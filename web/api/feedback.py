@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from bot.store.feedback import FeedbackFilter, FeedbackItem, list_feedback_page
-from bot.store.listing import MAX_LIMIT, BadCursorError
+from bot.store.listing import MAX_LIMIT
 from web.api.auth import ReadKey
 from web.api.errors import ApiError, responses
 from web.deps import ServicesDep
@@ -78,8 +78,6 @@ async def list_(
     try:
         async with services.db.session() as session:
             page = await list_feedback_page(session, flt, limit=limit, cursor=cursor)
-    except BadCursorError as exc:
-        raise ApiError(400, "invalid_cursor", "the cursor is malformed") from exc
     except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before UTC's year 1
         raise ApiError(422, "invalid_request", "a timestamp is out of range") from exc
     return FeedbackPageOut(
