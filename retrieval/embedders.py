@@ -20,12 +20,15 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from retrieval.errors import RetrievalError
 from retrieval.types import Embedder, Vectors
+
+if TYPE_CHECKING:
+    from retrieval.onnx_bert import OnnxBert
 
 MINILM_MODEL = "all-MiniLM-L6-v2"
 _SMALL_BATCH = 8  # query-sized calls run single-threaded (see _quiet_openmp)
@@ -75,14 +78,25 @@ def _torch_encode(model: Any, texts: list[str], batch_size: int) -> Any:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model; without ``model``, the packaged all-MiniLM-L6-v2."""
+    """A sentence-transformers model; without ``model``, the packaged all-MiniLM-L6-v2.
 
-    def __init__(self, model: str | None = None, *, batch_size: int = 64) -> None:
+    Query-sized calls (up to ``_SMALL_BATCH`` texts) run on ONNX Runtime
+    (:class:`retrieval.onnx_bert.OnnxBert`: the model exported once on the first such call and
+    cached on disk; one thread, 5.5 vs 11 ms CPU per MiniLM query in torch, same vectors to
+    cosine > 0.9999, so existing indexes stay valid). Bulk calls (indexing) stay on torch. With
+    ``onnx=False``, or when the export is impossible (logged once), queries use torch too.
+    """
+
+    def __init__(
+        self, model: str | None = None, *, batch_size: int = 64, onnx: bool = True
+    ) -> None:
         self._model_ref = model
         self._batch_size = batch_size
         self._model: Any = None
         self._dim: int | None = 384 if model is None else None
         self._lock = threading.Lock()
+        self._onnx = onnx
+        self._small: OnnxBert | None = None
 
     @property
     def name(self) -> str:
@@ -93,10 +107,13 @@ class SentenceTransformerEmbedder:
     @property
     def dim(self) -> int:
         if self._dim is None:
-            self._dim = int(self._load().get_sentence_embedding_dimension())
+            self._dim = int(self._load().get_embedding_dimension())
         return self._dim
 
     def _load(self) -> Any:
+        model = self._model
+        if model is not None:
+            return model
         with self._lock:
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -113,11 +130,26 @@ class SentenceTransformerEmbedder:
                 except (OSError, ValueError) as exc:
                     msg = f"cannot load sentence-transformers model {path!r} offline: {exc}"
                     raise RetrievalError(msg) from exc
-        return self._model
+            return self._model
+
+    def _fast(self) -> OnnxBert | None:
+        """The ONNX path for small batches (built on first use), or None (torch)."""
+        if self._onnx and self._small is None:
+            model = self._load()
+            with self._lock:
+                if self._onnx and self._small is None:
+                    from retrieval.onnx_bert import load_onnx_bert
+
+                    self._small = load_onnx_bert(model)
+                    self._onnx = self._small is not None  # failed once: stay on torch
+        return self._small
 
     def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        fast = self._fast() if len(texts) <= _SMALL_BATCH else None
+        if fast is not None:
+            return fast.encode(list(texts))
         vectors = _torch_encode(self._load(), list(texts), self._batch_size)
         return _normalised(vectors, self.dim)
 
