@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import statistics
+import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,6 +42,30 @@ class _ExtractiveLikeEngine:
         yield Done(turn_id=turn_id, mode="extractive", answered=True, confidence=0.9)
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of this process's Python threads, summed per thread name
+    (a pool's numbered threads together): the event loop (``MainThread``), the SQLite writer,
+    worker threads (``asyncio.to_thread``; ``uvloop`` under uvloop), aiosqlite's; ``total``
+    includes native threads (e.g. OpenMP) that ``threading`` does not know."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu(tid: int | str) -> float:
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except OSError:
+            return 0.0
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    out: dict[str, float] = {}
+    for t in threading.enumerate():
+        name = re.sub(r"[-_ ]?\d+", "", t.name)  # a pool's threads together
+        if t.native_id is not None:
+            out[name] = out.get(name, 0.0) + cpu(t.native_id)
+    out["total"] = sum(cpu(tid) for tid in os.listdir("/proc/self/task"))
+    return out
+
+
 class _FakeRuntime:
     engine = _ExtractiveLikeEngine()
 
@@ -61,6 +88,10 @@ def app() -> FastAPI:
             else samples * 99
         )
         return {"n": len(samples), "p50_ms": q[49], "p99_ms": q[98], "max_ms": samples[-1]}
+
+    @application.get("/_bench/threads")
+    async def threads() -> dict[str, float]:
+        return thread_cpu()
 
     @application.post("/_bench/reset")
     async def reset(request: Request) -> dict[str, bool]:

@@ -161,6 +161,24 @@ async def _server_ttft(ports: list[int], path: str) -> list[dict[str, object]]:
         return out
 
 
+async def _thread_cpu(ports: list[int]) -> dict[str, float]:
+    """The servers' CPU seconds per thread role (``/_bench/threads``), summed over servers."""
+    out: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=30) as http:
+        for port in ports:
+            r = await http.get(f"http://127.0.0.1:{port}/_bench/threads")
+            for role, secs in r.json().items():
+                out[role] = out.get(role, 0.0) + float(secs)
+    return out
+
+
+def _per_turn_ms(before: dict[str, float], after: dict[str, float], turns: int) -> dict[str, float]:
+    return {
+        role: round((after[role] - before.get(role, 0.0)) * 1000 / max(turns, 1), 2)
+        for role in after
+    }
+
+
 async def run_load(
     ports: list[int], pids: list[int], n: int, rate: float, duration: float, warmup: float
 ) -> dict[str, object]:
@@ -189,6 +207,7 @@ async def run_load(
     await asyncio.sleep(warmup)
     await _server_ttft(ports, "reset")
     rss_peak = [rss_mb(p) for p in pids]
+    threads0 = await _thread_cpu(ports)
     cpu0, self0, w0 = (
         [cpu_s(p) for p in pids],
         resource.getrusage(resource.RUSAGE_SELF),
@@ -201,12 +220,14 @@ async def run_load(
     stats.measuring = False
     wall = time.perf_counter() - w0
     cpu = [round((cpu_s(p) - c) / wall, 2) for p, c in zip(pids, cpu0, strict=True)]
+    threads1 = await _thread_cpu(ports)
     self1 = resource.getrusage(resource.RUSAGE_SELF)
     client_cpu = (self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime) / wall
     server_ttft = await _server_ttft(ports, "ttft")
     stop.set()
     await asyncio.wait(tasks, timeout=TURN_TIMEOUT_S)
     turns = len(stats.ttft_ms)
+    served = sum(int(str(t.get("n", 0))) for t in server_ttft)
     return {
         "turns": turns,
         "turns_per_s": round(turns / wall, 1),
@@ -218,6 +239,7 @@ async def run_load(
         "error_codes": stats.errors,
         "server_rss_mb": [round(x, 1) for x in rss_peak],
         "server_cpu_util": cpu,
+        "server_cpu_ms_per_turn": _per_turn_ms(threads0, threads1, served),
         "client_cpu_util": round(client_cpu, 2),
         "connect_s": round(connect_s, 1),
         "measured_s": round(wall, 1),

@@ -16,6 +16,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from bot.store.sqlite_fast import RAW_CONNECTION
+
 T = TypeVar("T")
 MAX_BATCH = 256
 _Job = tuple[Callable[[Session], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
@@ -101,9 +103,12 @@ class SqliteWriter:
         results: list[tuple[bool, Any]] = []
         try:
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                # the hot writes run plain SQL on this connection (``bot.store.sqlite_fast``)
+                session.info[RAW_CONNECTION] = session.connection().connection.driver_connection
                 for fn, _fut, _loop in jobs:
                     try:
                         with session.begin_nested():
+                            session.connection()  # SAVEPOINT now: plain SQL runs inside it
                             results.append((True, fn(session)))
                     except Exception as exc:
                         results.append((False, exc))

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.errors import StoreError
-from bot.store import outbox
+from bot.store import outbox, sqlite_fast
 from bot.store.models import Conversation, EventRow, Feedback, MessageKey, utcnow
 
 
@@ -87,6 +87,11 @@ def update_conversation(session: Session, conversation_id: str, **values: Any) -
         )
     elif values.get("handoff_state") in ("bot", "closed"):
         values.setdefault("handoff_requested_at", None)
+    raw = sqlite_fast.connection(session)
+    if raw is not None and sqlite_fast.update_plain(
+        raw, conversation_id, values, sqlite_fast.timestamp(utcnow())
+    ):
+        return
     session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id)
@@ -105,6 +110,9 @@ def append_events_with_state(
     single writer. Raises ``StoreError`` for an unknown conversation id.
     """
     n = len(events)
+    raw = sqlite_fast.connection(session)
+    if raw is not None:
+        return _append_sqlite(session, raw, conversation_id, events)
     row = session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id)
@@ -138,6 +146,26 @@ def append_events_with_state(
     return stored, str(row[1])
 
 
+def _append_sqlite(
+    session: Session, raw: Any, conversation_id: str, events: Sequence[NewEvent]
+) -> tuple[list[StoredEvent], str]:
+    now = sqlite_fast.timestamp(utcnow())
+    reserved = sqlite_fast.reserve_seqs(raw, conversation_id, len(events), now)
+    if reserved is None:
+        raise StoreError(f"unknown conversation {conversation_id!r}")
+    last, state = reserved
+    first = last - len(events) + 1
+    stored = [
+        StoredEvent(seq=first + i, type=e.type, turn_id=e.turn_id, payload=e.payload)
+        for i, e in enumerate(events)
+    ]
+    if stored:
+        rows = [(e.seq, e.type, e.turn_id, e.payload) for e in stored]
+        sqlite_fast.insert_events(raw, conversation_id, rows, now)
+        outbox.events_appended(session, conversation_id, stored, state)
+    return stored, state
+
+
 def append_events(
     session: Session, conversation_id: str, events: Sequence[NewEvent]
 ) -> list[StoredEvent]:
@@ -152,6 +180,13 @@ def claim_message(
     """Record ``message_id`` → ``turn_id``. Returns ``(turn_id, True)`` when new, or the turn
     it was first claimed for and ``False`` for an already-seen id (idempotent resend).
     Race-free: ``INSERT … ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL)."""
+    raw = sqlite_fast.connection(session)
+    if raw is not None:
+        now = sqlite_fast.timestamp(utcnow())
+        found = sqlite_fast.claim(raw, conversation_id, message_id, turn_id, now)
+        if found is None:
+            raise StoreError("message id claimed concurrently but not visible")
+        return found
     dialect = session.get_bind().dialect.name
     values = {
         "conversation_id": conversation_id,
