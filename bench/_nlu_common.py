@@ -8,11 +8,16 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from retrieval.types import Embedder, Vectors
+
+if TYPE_CHECKING:
+    import argparse
+
+    from bot.nlu.finetune import FinetuneConfig
 
 DATA = Path(
     os.environ.get("KLARTEXT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -73,3 +78,20 @@ class CachedEmbedder:
                 save: Any = np.savez  # numpy's stub types **arrays as its bool flag
                 save(store, **self._mem)
         return np.stack([self._mem[k] for k in keys]).astype(np.float32)
+
+
+def ft_config(args: argparse.Namespace) -> FinetuneConfig | None:
+    """The encoder fine-tune asked for by ``--finetune`` / ``--ft-*`` (None: frozen encoder)."""
+    if not args.finetune:
+        return None
+    from bot.nlu.finetune import FinetuneConfig
+
+    cfg = FinetuneConfig()
+    for field, value in (
+        ("epochs", args.ft_epochs),
+        ("lr", args.ft_lr),
+        ("train_layers", args.ft_layers),
+    ):
+        if value is not None:
+            setattr(cfg, field, value)
+    return cfg

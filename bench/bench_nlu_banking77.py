@@ -20,7 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spin-waiting
 
-from _nlu_common import DATA, CachedEmbedder, val_split
+from _nlu_common import DATA, CachedEmbedder, ft_config, val_split
 
 
 def _timed(fn: Callable[[str], object], texts: list[str]) -> list[float]:
@@ -45,6 +45,10 @@ def main() -> None:
     ap.add_argument("--semantic-weight", type=float)
     ap.add_argument("--no-lexical", action="store_true")
     ap.add_argument("--cache", type=Path, help="embedding cache dir (tuning only)")
+    ap.add_argument("--finetune", action="store_true", help="fine-tune the encoder first")
+    ap.add_argument("--ft-epochs", type=float, help="fine-tune epochs (default: FinetuneConfig)")
+    ap.add_argument("--ft-lr", type=float, help="fine-tune learning rate")
+    ap.add_argument("--ft-layers", type=int, help="top layers fine-tuned")
     args = ap.parse_args()
 
     from bot.nlu.classifier import ClassifierConfig
@@ -75,19 +79,24 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     cpu0 = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
-        nlu, train_s = train_for_eval(train, embedder, Path(tmp) / "nlu", config=cfg, lang="en")
+        nlu, train_s = train_for_eval(
+            train, embedder, Path(tmp) / "nlu", config=cfg, lang="en", finetune=ft_config(args)
+        )
     train_cpu_s = time.process_time() - cpu0
     result = predict_and_score(nlu, test, lang="en")
     result.train_s = train_s
     parsed = nlu.parse_many([t for t, _ in test], lang="en")
     top1 = sum(m.ranking[0][0] == gold for m, (_, gold) in zip(parsed, test, strict=True))
-    if isinstance(embedder, CachedEmbedder):  # time parses with the real model, not the cache
+    tuned = bool(nlu.manifest.get("encoder"))  # parses use the fine-tuned encoder
+    if isinstance(embedder, CachedEmbedder) and not tuned:  # time the real model, not the cache
         from bot.nlu.components import intent_component
 
         for nlp in nlu.pipelines.values():
             intent_component(nlp).embedder = embedder.inner
     sample = [t for t, _ in test[: args.latency_n]]
     real = embedder.inner if isinstance(embedder, CachedEmbedder) else embedder
+    if tuned and nlu.embedder is not None:
+        real = nlu.embedder
     latencies = _timed(lambda t: nlu.parse(t, lang="en"), sample)
     embed_ms = _timed(lambda t: real.embed([t], kind="query"), sample)
     model = getattr(real, "_model", None)
@@ -115,6 +124,8 @@ def main() -> None:
             else None
         ),
         "cv_accuracy": round(nlu.manifest["report"]["cv_accuracy"], 4),
+        "parse_embedder": nlu.manifest["embedder"],
+        "finetune": nlu.manifest["report"].get("finetune", {}),
     }
     out["load_avg_1m"] = [load0, round(os.getloadavg()[0], 1)]  # at start, at end
     print(json.dumps(out))

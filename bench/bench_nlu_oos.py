@@ -22,7 +22,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spin-waiting
 
-from _nlu_common import DATA, CachedEmbedder, val_split
+from _nlu_common import DATA, CachedEmbedder, ft_config, val_split
 
 
 def _sweep(nlu: Any, embedder: Any, test: list[tuple[str, str]]) -> dict[str, Any]:
@@ -65,6 +65,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--oos-quantile", type=float)
     ap.add_argument("--cache", type=Path, help="embedding cache dir (tuning only)")
+    ap.add_argument("--finetune", action="store_true", help="fine-tune the encoder first")
+    ap.add_argument("--ft-epochs", type=float, help="fine-tune epochs (default: FinetuneConfig)")
+    ap.add_argument("--ft-lr", type=float, help="fine-tune learning rate")
+    ap.add_argument("--ft-layers", type=int, help="top layers fine-tuned")
     args = ap.parse_args()
 
     from bot.nlu.classifier import ClassifierConfig
@@ -88,7 +92,9 @@ def main() -> None:
     if args.cache:
         embedder = CachedEmbedder(embedder, args.cache)
     with tempfile.TemporaryDirectory() as tmp:
-        nlu, train_s = train_for_eval(train, embedder, Path(tmp) / "nlu", config=cfg, lang="en")
+        nlu, train_s = train_for_eval(
+            train, embedder, Path(tmp) / "nlu", config=cfg, lang="en", finetune=ft_config(args)
+        )
     with_rule = predict_and_score(nlu, test, lang="en")
     parsed = nlu.parse_many([t for t, _ in test], lang="en")
     top1 = score([i for _, i in test], [m.ranking[0][0] for m in parsed])
@@ -108,7 +114,8 @@ def main() -> None:
         "train_s": round(train_s, 1),
         "thresholds": {k: round(v, 4) for k, v in nlu.manifest["report"]["stats"].items()},
     }
-    out["sweep"] = _sweep(nlu, embedder, test)
+    out["finetune"] = nlu.manifest["report"].get("finetune", {})
+    out["sweep"] = _sweep(nlu, nlu.embedder, test)
     out["load_avg_1m"] = round(os.getloadavg()[0], 1)
     print(json.dumps(out))
 

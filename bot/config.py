@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     spacy_ner_model: str | None = Field(
         None, description="Installed spaCy pipeline whose NER is added (e.g. en_core_web_sm)."
     )
+    nlu_finetune: Literal["auto", "on", "off"] = Field(
+        "off",
+        description="Fine-tune a copy of all-MiniLM-L6-v2 on the intents when training the NLU "
+        "(saved with the model; costs a second encoder pass per message): on, off, or auto "
+        "(only when the retrieval embedder is MiniLM). See docs/nlu.md.",
+    )
 
     # --- LLM -----------------------------------------------------------------------------
     llm_provider: Literal["none", "openai", "llamacpp"] = Field(

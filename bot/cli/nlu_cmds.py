@@ -22,6 +22,25 @@ EmbedderOpt = Annotated[
 ]
 
 
+FinetuneOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--finetune",
+        help="Fine-tune the encoder on the intents: auto, on, off "
+        "(default: settings.nlu_finetune).",
+    ),
+]
+
+
+def _finetune_mode(mode: str | None) -> str:
+    from bot.config import get_settings
+
+    chosen = mode or get_settings().nlu_finetune
+    if chosen not in ("auto", "on", "off"):
+        raise typer.BadParameter("--finetune must be auto, on or off")
+    return chosen
+
+
 def _embedder(spec: str) -> tuple[Embedder, str | None]:
     from bot.config import get_settings
     from bot.nlu.embedding import default_embedder, local_embedder
@@ -41,6 +60,7 @@ def nlu_train(
         Path | None, typer.Option(help="Model folder (default: settings.nlu_dir).")
     ] = None,
     embedder: EmbedderOpt = "auto",
+    finetune: FinetuneOpt = None,
 ) -> None:
     """Train intents (intents.yaml) and product patterns (catalog.yaml) and save the NLU."""
     from rich.console import Console
@@ -52,6 +72,7 @@ def nlu_train(
 
     settings = get_settings()
     console = Console()
+    mode = _finetune_mode(finetune)
     source = knowledge_dir or settings.knowledge_dir
     target = out or settings.nlu_dir
     with Progress(
@@ -68,6 +89,7 @@ def nlu_train(
                 order_pattern=settings.order_number_pattern,
                 embedder_spec=spec,
                 progress=lambda msg: progress.update(task, description=msg),
+                finetune=mode,
             )
         except KlartextError as exc:
             console.print(str(exc), style="red", markup=False)
@@ -138,6 +160,7 @@ def eval_intents(
     as_json: Annotated[bool, typer.Option("--json", help="JSON summary on the last line.")] = False,
     embedder: EmbedderOpt = "auto",
     lang: Annotated[str | None, typer.Option(help="Language of all rows (skip detection).")] = None,
+    finetune: FinetuneOpt = None,
 ) -> None:
     """Train exactly as the bot does on TRAIN, then report per-intent P/R/F1 on TEST."""
     from rich.console import Console
@@ -145,12 +168,15 @@ def eval_intents(
 
     from bot.errors import KlartextError
     from bot.nlu.evaluate import evaluate_intents, read_intent_csv
+    from bot.nlu.finetune import finetune_config
 
     console = Console(stderr=as_json)
+    mode = _finetune_mode(finetune)
     try:
         train_rows, test_rows = read_intent_csv(train), read_intent_csv(test)
         emb, _spec = _embedder(embedder)
-        result = evaluate_intents(train_rows, test_rows, emb, lang=lang)
+        ft = finetune_config(mode, emb.name)
+        result = evaluate_intents(train_rows, test_rows, emb, lang=lang, finetune=ft)
     except KlartextError as exc:
         console.print(str(exc), style="red", markup=False)
         raise typer.Exit(1) from exc

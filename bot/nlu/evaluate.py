@@ -24,6 +24,7 @@ from bot.nlu.langid import LanguageDetector
 from retrieval.types import Embedder
 
 if TYPE_CHECKING:
+    from bot.nlu.finetune import FinetuneConfig
     from bot.nlu.pipeline import NLU
 
 OOS = "oos"
@@ -120,8 +121,10 @@ def train_for_eval(
     config: ClassifierConfig | None = None,
     languages: Sequence[str] = ("en", "de"),
     lang: str | None = None,
+    finetune: FinetuneConfig | None = None,
 ) -> tuple[NLU, float]:
-    """Train like the bot on ``train`` (``oos`` rows ignored) into ``out_dir``; (nlu, seconds)."""
+    """Train like the bot on ``train`` (``oos`` rows ignored) into ``out_dir``; (nlu, seconds).
+    ``finetune``: fine-tune the encoder first (:mod:`bot.nlu.finetune`)."""
     from bot.nlu.pipeline import load_nlu
     from bot.nlu.training import train_nlu
 
@@ -132,7 +135,14 @@ def train_for_eval(
         for text, intent in train
         if intent != OOS
     ]
-    train_nlu(examples, out_dir, embedder=embedder, config=config, languages=languages)
+    train_nlu(
+        examples,
+        out_dir,
+        embedder=embedder,
+        config=config,
+        languages=languages,
+        finetune=finetune,
+    )
     train_s = time.perf_counter() - start
     return load_nlu(out_dir, embedder=embedder), train_s
 
@@ -159,11 +169,18 @@ def evaluate_intents(
     config: ClassifierConfig | None = None,
     languages: Sequence[str] = ("en", "de"),
     lang: str | None = None,
+    finetune: FinetuneConfig | None = None,
 ) -> EvalResult:
     """Train like the bot on ``train`` (no ``oos`` rows used), predict ``test``, score."""
     with tempfile.TemporaryDirectory(prefix="klartext-eval-") as tmp:
         nlu, train_s = train_for_eval(
-            train, embedder, Path(tmp) / "nlu", config=config, languages=languages, lang=lang
+            train,
+            embedder,
+            Path(tmp) / "nlu",
+            config=config,
+            languages=languages,
+            lang=lang,
+            finetune=finetune,
         )
     result = predict_and_score(nlu, test, lang=lang)
     result.train_s = train_s

@@ -133,8 +133,10 @@ def load_nlu(
     ner_model: str | None = None,
 ) -> NLU:
     """Load a trained NLU folder. ``embedder`` must be the one it was trained with (checked by
-    name); None builds it from the manifest. ``catalog_products`` / ``order_pattern`` replace
-    the saved product patterns / order-number regex."""
+    name); None builds it from the manifest. A model trained with a fine-tuned encoder
+    (``encoder`` in the manifest) loads that encoder unless ``embedder`` is the same one.
+    ``catalog_products`` / ``order_pattern`` replace the saved product patterns / order-number
+    regex."""
     import spacy
 
     import bot.nlu.components as comps
@@ -142,6 +144,15 @@ def load_nlu(
 
     manifest = read_manifest(model_dir)
     trained_with = manifest.get("embedder")
+    encoder = manifest.get("encoder")  # a fine-tuned encoder saved with the model
+    if (
+        encoder
+        and manifest.get("has_intents")
+        and (embedder is None or embedder.name != trained_with)
+    ):
+        from bot.nlu.finetune import FinetunedEmbedder
+
+        embedder = FinetunedEmbedder(Path(model_dir) / str(encoder), name=trained_with)
     if embedder is None and manifest.get("has_intents"):
         spec = manifest.get("embedder_spec")
         embedder = local_embedder(str(spec)) if spec else default_embedder()

@@ -22,8 +22,9 @@ from bot.config import Settings
 from bot.errors import NLUError
 from bot.nlu.classifier import ClassifierConfig, IntentClassifier, train_classifier
 from bot.nlu.entities import DEFAULT_ORDER_PATTERN, ProductName
+from bot.nlu.finetune import ENCODER_DIR, FinetuneConfig
 from bot.nlu.pipeline import MANIFEST, read_manifest
-from retrieval.types import Embedder
+from retrieval.types import Embedder, Vectors
 
 NLU_FORMAT = 2  # 2: kNN + margin out-of-scope rule
 Progress = Callable[[str], None]
@@ -45,6 +46,7 @@ class TrainReport:
     products: int = 0
     fingerprint: str = ""
     stats: dict[str, float] = field(default_factory=dict)
+    finetune: dict[str, Any] = field(default_factory=dict)  # empty: encoder not fine-tuned
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,12 +59,15 @@ def fit_intent_classifier(
     oos_examples: Sequence[tuple[str, str]] = (),
     config: ClassifierConfig | None = None,
     progress: Progress | None = None,
+    vectors: Vectors | None = None,
 ) -> IntentClassifier:
-    """Embed the examples and fit the classifier (no saving) — what the bot and eval share."""
+    """Embed the examples (unless ``vectors`` are given) and fit the classifier (no saving) —
+    what the bot and eval share."""
     say = progress or (lambda _msg: None)
     texts = [t for t, _, _ in examples]
-    say(f"embedding {len(texts)} examples with {embedder.name}")
-    vectors = embedder.embed(texts, kind="query")
+    if vectors is None:
+        say(f"embedding {len(texts)} examples with {embedder.name}")
+        vectors = embedder.embed(texts, kind="query")
     oos_texts = [t for t, _ in oos_examples]
     oos_vectors = embedder.embed(oos_texts, kind="query") if oos_texts else None
     say("fitting intent classifier (cross-validated out-of-scope threshold)")
@@ -100,26 +105,111 @@ def train_nlu(
     fingerprint: str = "",
     embedder_spec: str | None = None,
     progress: Progress | None = None,
+    finetune: FinetuneConfig | None = None,
 ) -> TrainReport:
     """Train from ``(text, intent, lang)`` examples (``oos_examples``: ``(text, lang)``) and
-    save to ``out_dir`` (replaced atomically). No examples → entity-only pipelines."""
-    from bot.nlu.components import intent_component, make_pipeline
-
+    save to ``out_dir`` (replaced atomically). No examples → entity-only pipelines. With
+    ``finetune``, the sentence encoder (all-MiniLM-L6-v2) is first fine-tuned on the examples
+    (:mod:`bot.nlu.finetune`), saved in ``<out_dir>/encoder/`` and used instead of ``embedder``
+    at parse time."""
     start = time.perf_counter()
-    say = progress or (lambda _msg: None)
-    clf: IntentClassifier | None = None
-    if examples:
-        if embedder is None:
-            raise NLUError("training intents needs an embedder")
-        try:
-            clf = fit_intent_classifier(
-                examples, embedder, oos_examples=oos_examples, config=config, progress=say
-            )
-        except ValueError as exc:
-            raise NLUError(f"intent training failed: {exc}") from exc
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".nlu-", dir=out_dir.parent))
+    try:
+        report = _train_into(
+            tmp,
+            examples,
+            out_dir,
+            embedder=embedder,
+            oos_examples=oos_examples,
+            products=products,
+            order_pattern=order_pattern,
+            languages=languages,
+            config=config,
+            fingerprint=fingerprint,
+            embedder_spec=embedder_spec,
+            say=progress or (lambda _msg: None),
+            finetune=finetune,
+            start=start,
+        )
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _atomic_replace(tmp, out_dir)
+    return report
+
+
+def _fit(
+    tmp: Path,
+    examples: Sequence[tuple[str, str, str]],
+    embedder: Embedder,
+    oos_examples: Sequence[tuple[str, str]],
+    config: ClassifierConfig | None,
+    finetune: FinetuneConfig | None,
+    say: Progress,
+) -> tuple[IntentClassifier, str, dict[str, Any]]:
+    """(classifier, embedder name for parsing, fine-tune report) — fine-tuning first if asked."""
+    vectors: Vectors | None = None
+    fit_embedder, ft_report = embedder, {}
+    if finetune is not None:
+        from bot.nlu.finetune import FinetunedEmbedder, finetune_encoder, save_encoder
+
+        say("fine-tuning the sentence encoder on the intents")
+        result = finetune_encoder(
+            [t for t, _, _ in examples], [i for _, i, _ in examples], finetune, progress=say
+        )
+        name = save_encoder(result.model, tmp / ENCODER_DIR)
+        fit_embedder, vectors = FinetunedEmbedder(tmp / ENCODER_DIR, name=name), result.vectors
+        ft_report = {
+            **asdict(finetune),
+            "steps": result.steps,
+            "finetune_s": round(result.train_s, 2),
+            "loss_first": round(result.loss_first, 4),
+            "loss_last": round(result.loss_last, 4),
+        }
+    try:
+        clf = fit_intent_classifier(
+            examples,
+            fit_embedder,
+            oos_examples=oos_examples,
+            config=config,
+            progress=say,
+            vectors=vectors,
+        )
+    except ValueError as exc:
+        raise NLUError(f"intent training failed: {exc}") from exc
+    return clf, fit_embedder.name, ft_report
+
+
+def _train_into(
+    tmp: Path,
+    examples: Sequence[tuple[str, str, str]],
+    out_dir: Path,
+    *,
+    embedder: Embedder | None,
+    oos_examples: Sequence[tuple[str, str]],
+    products: Sequence[ProductName],
+    order_pattern: str,
+    languages: Sequence[str],
+    config: ClassifierConfig | None,
+    fingerprint: str,
+    embedder_spec: str | None,
+    say: Progress,
+    finetune: FinetuneConfig | None,
+    start: float,
+) -> TrainReport:
+    from bot.nlu.components import intent_component, make_pipeline
+
+    clf: IntentClassifier | None = None
+    parse_embedder = embedder.name if embedder is not None else ""
+    ft_report: dict[str, Any] = {}
+    if examples:
+        if embedder is None:
+            raise NLUError("training intents needs an embedder")
+        clf, parse_embedder, ft_report = _fit(
+            tmp, examples, embedder, oos_examples, config, finetune, say
+        )
     langs = list(dict.fromkeys(languages))
     for lang in langs:
         say(f"saving {lang} pipeline")
@@ -132,13 +222,14 @@ def train_nlu(
         intents=[label for label in clf.labels if not label.startswith("__")] if clf else [],
         n_examples=len(examples),
         n_oos_examples=len(oos_examples),
-        embedder=embedder.name if embedder is not None else "",
+        embedder=parse_embedder,
         train_s=round(time.perf_counter() - start, 2),
         oos_threshold=clf.oos_threshold if clf else 0.0,
         cv_accuracy=clf.stats.get("cv_accuracy", 0.0) if clf else 0.0,
         products=len(products),
         fingerprint=fingerprint,
         stats=dict(clf.stats) if clf else {},
+        finetune=ft_report,
     )
     manifest = {
         "format": NLU_FORMAT,
@@ -146,19 +237,25 @@ def train_nlu(
         "has_intents": clf is not None,
         "embedder": report.embedder,
         "embedder_spec": embedder_spec,
+        "base_embedder": embedder.name if embedder is not None else "",
+        "encoder": ENCODER_DIR if ft_report else None,
         "fingerprint": fingerprint,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "report": report.as_dict(),
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
-    _atomic_replace(tmp, out_dir)
     return report
 
 
 # ---- knowledge folders --------------------------------------------------------------------
-def knowledge_fingerprint(knowledge_dir: Path, embedder_name: str = "") -> str:
-    """sha256 over intents.yaml, catalog.yaml, the embedder name and the NLU format."""
+def knowledge_fingerprint(
+    knowledge_dir: Path, embedder_name: str = "", finetune: FinetuneConfig | None = None
+) -> str:
+    """sha256 over intents.yaml, catalog.yaml, the embedder name, the NLU format and the
+    encoder fine-tune settings (if any)."""
     h = hashlib.sha256(f"nlu-format-{NLU_FORMAT}|{embedder_name}|".encode())
+    if finetune is not None:
+        h.update(json.dumps(asdict(finetune), sort_keys=True).encode())
     for name in ("intents.yaml", "catalog.yaml"):
         path = Path(knowledge_dir) / name
         h.update(name.encode() + b"\0")
@@ -199,9 +296,14 @@ def train_from_knowledge(
     config: ClassifierConfig | None = None,
     embedder_spec: str | None = None,
     progress: Progress | None = None,
+    finetune: str = "off",
 ) -> TrainReport:
-    """Train from ``knowledge_dir``'s intents.yaml (+ ``out_of_scope``) and catalog.yaml."""
+    """Train from ``knowledge_dir``'s intents.yaml (+ ``out_of_scope``) and catalog.yaml.
+    ``finetune``: ``auto`` | ``on`` | ``off`` (:func:`bot.nlu.finetune.finetune_config`)."""
+    from bot.nlu.finetune import finetune_config
+
     examples, oos, products, _file_langs = knowledge_training_data(knowledge_dir)
+    ft = finetune_config(finetune, embedder.name if embedder else "")
     return train_nlu(
         examples,
         out_dir,
@@ -211,9 +313,10 @@ def train_from_knowledge(
         order_pattern=order_pattern,
         languages=languages,
         config=config,
-        fingerprint=knowledge_fingerprint(knowledge_dir, embedder.name if embedder else ""),
+        fingerprint=knowledge_fingerprint(knowledge_dir, embedder.name if embedder else "", ft),
         embedder_spec=embedder_spec,
         progress=progress,
+        finetune=ft,
     )
 
 
@@ -225,17 +328,21 @@ def train_if_changed(
     languages: Sequence[str] = ("en", "de"),
     order_pattern: str = DEFAULT_ORDER_PATTERN,
     progress: Progress | None = None,
+    finetune: str = "off",
 ) -> bool:
-    """Retrain when intents.yaml/catalog.yaml/embedder changed or no model exists; True if
-    it trained. The embedder is only built when training is needed."""
+    """Retrain when intents.yaml/catalog.yaml/embedder/fine-tune settings changed or no model
+    exists; True if it trained. The embedder is only built when training is needed."""
+    from bot.nlu.finetune import finetune_config
+
     try:
         manifest = read_manifest(out_dir)
-        trained_with = str(manifest.get("embedder") or "")
+        trained_with = str(manifest.get("base_embedder") or manifest.get("embedder") or "")
         stored = manifest.get("fingerprint")
         same_langs = manifest.get("languages") == list(dict.fromkeys(languages))
     except NLUError:
         trained_with, stored, same_langs = "", None, False
-    if stored and same_langs and stored == knowledge_fingerprint(knowledge_dir, trained_with):
+    ft = finetune_config(finetune, trained_with)
+    if stored and same_langs and stored == knowledge_fingerprint(knowledge_dir, trained_with, ft):
         return False
     embedder = embedder_factory()
     train_from_knowledge(
@@ -245,6 +352,7 @@ def train_if_changed(
         languages=languages,
         order_pattern=order_pattern,
         progress=progress,
+        finetune=finetune,
     )
     return True
 
@@ -259,4 +367,5 @@ def train_if_changed_for(
         embedder_factory=embedder_factory,
         languages=list(settings.languages),
         order_pattern=settings.order_number_pattern,
+        finetune=settings.nlu_finetune,
     )
