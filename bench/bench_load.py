@@ -288,6 +288,7 @@ def main() -> None:
     ap.add_argument("--engine", choices=["real", "fake"], default="real")
     ap.add_argument("--client-cpu", type=int, default=1 if (os.cpu_count() or 1) > 1 else -1)
     ap.add_argument("--profile", type=Path, help="py-spy raw samples of server 1 while measured")
+    ap.add_argument("--profile-gil", action="store_true", help="sample only the GIL holder")
     args = ap.parse_args()
     raise_nofile(args.conversations * 2 + 512)
     load_before = os.getloadavg()
@@ -316,6 +317,7 @@ def main() -> None:
                 spy = Path(sys.executable).parent / "py-spy"
                 script = f"sleep {delay:.0f}; exec {spy} record -p {pids[0]} -r 50 "
                 script += f"-d {int(args.duration)} --format raw --nonblocking -o {args.profile}"
+                script += " --gil" if args.profile_gil else ""
                 prof = subprocess.Popen(["sh", "-c", script], stdout=subprocess.DEVNULL)
             result = asyncio.run(
                 run_load(ports, pids, args.conversations, args.rate, args.duration, args.warmup)

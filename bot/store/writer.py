@@ -44,13 +44,33 @@ def sqlite_begin_immediate(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _resolve(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if fut.done():
-        return
-    if ok:
-        fut.set_result(value)
-    else:
-        fut.set_exception(value)
+def _resolve_all(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for fut, ok, value in outcomes:
+        if fut.done():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+
+def _run_job(session: Session, raw: Any, fn: Callable[[Session], Any]) -> tuple[bool, Any]:
+    """One job in its own SAVEPOINT, issued on the driver connection (plain SQL, no statement
+    compilation). Inside it, SQLAlchemy's nested transaction is lazy: it emits its own
+    SAVEPOINT only if the job goes through the ORM, and then restores the session's ORM state
+    on failure as usual."""
+    raw.execute("SAVEPOINT klartext_job")
+    try:
+        with session.begin_nested():
+            value = fn(session)
+    except Exception as exc:
+        if not session.is_active:  # the transaction itself is gone: the batch fails as a whole
+            raise
+        raw.execute("ROLLBACK TO klartext_job")
+        raw.execute("RELEASE klartext_job")
+        return False, exc
+    raw.execute("RELEASE klartext_job")
+    return True, value
 
 
 class SqliteWriter:
@@ -104,21 +124,20 @@ class SqliteWriter:
         try:
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 # the hot writes run plain SQL on this connection (``bot.store.sqlite_fast``)
-                session.info[RAW_CONNECTION] = session.connection().connection.driver_connection
+                raw = session.connection().connection.driver_connection
+                session.info[RAW_CONNECTION] = raw
                 for fn, _fut, _loop in jobs:
-                    try:
-                        with session.begin_nested():
-                            session.connection()  # SAVEPOINT now: plain SQL runs inside it
-                            results.append((True, fn(session)))
-                    except Exception as exc:
-                        results.append((False, exc))
+                    results.append(_run_job(session, raw, fn))
         except Exception as exc:  # commit (or BEGIN) failed: nothing of this batch persisted
             results = [(False, exc)] * len(jobs)
         self.batches += 1
         self.jobs_done += len(jobs)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (_fn, fut, loop), (ok, value) in zip(jobs, results, strict=True):
+            by_loop.setdefault(loop, []).append((fut, ok, value))
+        for loop, outcomes in by_loop.items():  # one wake-up per loop and batch
             with contextlib.suppress(RuntimeError):  # loop closed
-                loop.call_soon_threadsafe(_resolve, fut, ok, value)
+                loop.call_soon_threadsafe(_resolve_all, outcomes)
 
     def close(self) -> None:
         with self._lock:

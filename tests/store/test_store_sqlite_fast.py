@@ -4,17 +4,22 @@ session holds ORM objects."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.errors import StoreError
 from bot.store import Database, NewEvent, repo, sqlite_fast, writes
 from bot.store.migrate import upgrade_async
-from bot.store.models import Conversation
+from bot.store.models import Conversation, MessageKey
 
 EVENTS = [
     NewEvent("user_message", {"message_id": "m1", "text": 'Grüße "x" 😀'}, "t1"),
@@ -142,3 +147,42 @@ def test_update_plain_only_takes_plain_columns() -> None:
     assert con.execute("SELECT lang, status, updated_at FROM conversations").fetchall() == [
         ("de", "closed", "now")
     ]
+
+
+async def test_a_failing_orm_flush_sinks_only_its_own_job(sqlite_db: Database) -> None:
+    cid = (await sqlite_db.write(lambda s: writes.create_conversation(s))).id
+    await sqlite_db.write(lambda s: writes.claim_message(s, cid, "dup", "t0"))
+
+    def orm_duplicate(s: Session) -> None:
+        writes.append_events(s, cid, EVENTS[:1])  # plain SQL first, then the ORM
+        s.add(MessageKey(conversation_id=cid, message_id="dup", turn_id="tx"))
+        s.flush()  # IntegrityError: the (conversation_id, message_id) pair exists
+
+    def orm_ok(i: int) -> Callable[[Session], int]:
+        def fn(s: Session) -> int:
+            s.add(MessageKey(conversation_id=cid, message_id=f"orm-{i}", turn_id=f"t{i}"))
+            return writes.append_events(s, cid, EVENTS[1:2])[0].seq
+
+        return fn
+
+    def plain(s: Session) -> int:
+        return writes.append_events(s, cid, EVENTS[2:])[0].seq
+
+    jobs: list[Callable[[Session], Any]] = [plain, orm_ok(1), orm_duplicate, plain, orm_ok(2)]
+    gate = threading.Event()
+    blocker = asyncio.ensure_future(sqlite_db.write(lambda s: gate.wait(10)))
+    await asyncio.sleep(0.05)  # the writer thread now waits inside the blocker's batch
+    pending = [asyncio.ensure_future(sqlite_db.write(j)) for j in jobs]
+    await asyncio.sleep(0.05)  # all five queued: they run as one batch
+    gate.set()
+    await blocker
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    assert isinstance(results[2], IntegrityError)
+    assert sorted(r for r in results if isinstance(r, int)) == [1, 2, 3, 4]
+    async with sqlite_db.session() as s:
+        keys = (await s.execute(select(MessageKey.message_id))).scalars().all()
+        events = await repo.events_after(s, cid, 0)
+        conv = await repo.get_conversation(s, cid)
+    assert sorted(keys) == ["dup", "orm-1", "orm-2"]
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert conv is not None and conv.last_seq == 4
