@@ -128,7 +128,7 @@ class _Connection:
             log.info("ws open", extra={"resumed": resumed, "last_seq": last_seq})
             async with self.s.hub.subscribe(self.cid) as sub:
                 await self.send(self._welcome(resumed, handoff))
-                await self._send_history(last_seq)
+                await self._send_history(last_seq if resumed else None)
                 forward = asyncio.create_task(self._forward(sub))
                 try:
                     await self._serve()
@@ -225,9 +225,11 @@ class _Connection:
         async with self.s.db.session() as session:
             return [e.frame() for e in await repo.events_after(session, self.cid, seq)]
 
-    async def _send_history(self, last_seq: int) -> None:
-        self.sent_seq = last_seq
-        events = await self._events_after(last_seq) if last_seq >= 0 else []
+    async def _send_history(self, last_seq: int | None) -> None:
+        """Events after ``last_seq``; ``None`` = a conversation created just now, whose id
+        nobody else knows yet, so it has none (no read)."""
+        self.sent_seq = last_seq or 0
+        events = [] if last_seq is None else await self._events_after(last_seq)
         await self.send({"type": "history", "events": events})
         if events:
             self.sent_seq = int(events[-1]["seq"])
