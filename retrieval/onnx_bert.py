@@ -38,7 +38,7 @@ from retrieval.types import Vectors
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 1  # bump whenever the exported graph changes (inputs, outputs, pooling)
+_FORMAT = 2  # bump whenever the exported graph changes (inputs, outputs, pooling)
 _OPSET = 17
 _MIN_COSINE = 0.9999  # a fresh export must reproduce torch at least this closely
 _PROBE = (
@@ -263,6 +263,7 @@ def _export(bert: Any, tokenize: Any) -> bytes:
 
     ids, mask = tokenize(list(_PROBE[:2]))
     was_training = bert.training
+    attention = _eager_attention(bert)
     bert.eval()
     try:
         with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings.catch_warnings():
@@ -291,6 +292,22 @@ def _export(bert: Any, tokenize: Any) -> bytes:
         raise OnnxUnsupported(f"torch.onnx.export failed: {exc}") from exc
     finally:
         bert.train(was_training)
+        if attention is not None:
+            bert.set_attn_implementation(attention)
+
+
+def _eager_attention(bert: Any) -> str | None:
+    """Switch ``bert`` to the eager attention implementation for the export and return the
+    previous one (None: unchanged). ONNX Runtime fuses the eager pattern into its Attention
+    operator; the SDPA export stays unfused (MiniLM: 5.4 vs 5.9 ms CPU per message)."""
+    previous = getattr(bert.config, "_attn_implementation", None)
+    if previous in (None, "eager") or not hasattr(bert, "set_attn_implementation"):
+        return None
+    try:
+        bert.set_attn_implementation("eager")
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return str(previous)
 
 
 def _options(threads: int) -> Any:
@@ -339,6 +356,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may serve other users
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

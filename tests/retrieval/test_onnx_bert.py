@@ -40,8 +40,24 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def onnx(st_model: Any, cache_dir: Path) -> OnnxBert:
-    return OnnxBert(st_model, cache_dir=cache_dir)
+def exported(st_model: Any, cache_dir: Path) -> tuple[OnnxBert, dict[str, Any]]:
+    bert = st_model[0].auto_model
+    before = {"attention": bert.config._attn_implementation, "training": bert.training}
+    return OnnxBert(st_model, cache_dir=cache_dir), before
+
+
+@pytest.fixture(scope="session")
+def onnx(exported: tuple[OnnxBert, dict[str, Any]]) -> OnnxBert:
+    return exported[0]
+
+
+def test_export_leaves_the_torch_model_as_it_was(
+    exported: tuple[OnnxBert, dict[str, Any]], st_model: Any
+) -> None:
+    bert = st_model[0].auto_model
+    assert exported[0].exported
+    after = {"attention": bert.config._attn_implementation, "training": bert.training}
+    assert after == exported[1]
 
 
 def _reference(st_model: Any, texts: list[str]) -> Any:
