@@ -181,6 +181,8 @@ def _check_pipeline(st: Any) -> Any:
     mode = pooling.get("pooling_mode", "mean" if pooling.get("pooling_mode_mean_tokens") else "")
     if mode != "mean" or pooling.get("include_prompt", True) is not True:
         raise OnnxUnsupported(f"unsupported pooling {pooling}")
+    if getattr(st, "default_prompt_name", None) is not None:
+        raise OnnxUnsupported("models with a default prompt are not supported")
     if str(dtype) != "torch.float32":
         raise OnnxUnsupported(f"weights are {dtype}, not float32")
     return bert

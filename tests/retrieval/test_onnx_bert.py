@@ -216,3 +216,16 @@ def test_embedder_falls_back_to_torch_when_onnx_is_unavailable(
     off = SentenceTransformerEmbedder(onnx=False)
     off.embed(TEXTS[:1], kind="query")
     assert off._small is None and len(calls) == 1
+
+
+def test_default_prompt_is_refused(st_model: Any, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    prompted = SentenceTransformer(
+        modules=[st_model[0], Pooling(384, pooling_mode="mean")],
+        prompts={"query": "query: "},
+        default_prompt_name="query",
+    )
+    with pytest.raises(OnnxUnsupported, match="prompt"):
+        OnnxBert(prompted, cache_dir=tmp_path)
