@@ -90,8 +90,12 @@ def app() -> FastAPI:
         return {"n": len(samples), "p50_ms": q[49], "p99_ms": q[98], "max_ms": samples[-1]}
 
     @application.get("/_bench/threads")
-    async def threads() -> dict[str, float]:
-        return thread_cpu()
+    async def threads(request: Request) -> dict[str, float]:
+        out = thread_cpu()
+        writer = getattr(request.app.state.services.db, "_writer", None)
+        if writer is not None:  # group commit: jobs per SQLite transaction
+            out["writer_batches"], out["writer_jobs"] = writer.batches, writer.jobs_done
+        return out
 
     @application.post("/_bench/reset")
     async def reset(request: Request) -> dict[str, bool]:

@@ -173,10 +173,16 @@ async def _thread_cpu(ports: list[int]) -> dict[str, float]:
 
 
 def _per_turn_ms(before: dict[str, float], after: dict[str, float], turns: int) -> dict[str, float]:
-    return {
+    out = {
         role: round((after[role] - before.get(role, 0.0)) * 1000 / max(turns, 1), 2)
         for role in after
+        if not role.startswith("writer_")
     }
+    batches = after.get("writer_batches", 0.0) - before.get("writer_batches", 0.0)
+    if batches:
+        jobs = after.get("writer_jobs", 0.0) - before.get("writer_jobs", 0.0)
+        out["writer_jobs_per_commit"] = round(jobs / batches, 2)
+    return out
 
 
 async def run_load(
@@ -289,6 +295,7 @@ def main() -> None:
     ap.add_argument("--client-cpu", type=int, default=1 if (os.cpu_count() or 1) > 1 else -1)
     ap.add_argument("--profile", type=Path, help="py-spy raw samples of server 1 while measured")
     ap.add_argument("--profile-gil", action="store_true", help="sample only the GIL holder")
+    ap.add_argument("--profile-rate", type=int, default=50, help="py-spy samples per second")
     args = ap.parse_args()
     raise_nofile(args.conversations * 2 + 512)
     load_before = os.getloadavg()
@@ -315,7 +322,7 @@ def main() -> None:
             if args.profile:  # py-spy (pip) on server 1, roughly over the measured window
                 delay = args.warmup + args.conversations / 150
                 spy = Path(sys.executable).parent / "py-spy"
-                script = f"sleep {delay:.0f}; exec {spy} record -p {pids[0]} -r 50 "
+                script = f"sleep {delay:.0f}; exec {spy} record -p {pids[0]} -r {args.profile_rate} "
                 script += f"-d {int(args.duration)} --format raw --nonblocking -o {args.profile}"
                 script += " --gil" if args.profile_gil else ""
                 prof = subprocess.Popen(["sh", "-c", script], stdout=subprocess.DEVNULL)
