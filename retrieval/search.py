@@ -43,6 +43,7 @@ from retrieval.head import EntryHead, aligned_head
 from retrieval.index import FaissIndex
 from retrieval.lexical import LexicalIndex
 from retrieval.types import Embedder, Hit, Vectors
+from retrieval.verifier import Verifier, verifier_for
 
 log = logging.getLogger(__name__)
 Fusion = Literal["rrf", "weighted", "dense", "lexical"]
@@ -73,10 +74,32 @@ Floats = npt.NDArray[np.float32]
 
 
 def _score(c: _Candidate, state: _State) -> float:
-    """The calibrated ``Hit.score`` of a candidate (with the entry head where fitted)."""
+    """The calibrated ``Hit.score`` of a candidate: the verifier's where it ran, else the
+    calibration (with the entry head where fitted)."""
+    if c.score is not None:
+        return c.score
     if state.head_calibration is not None and c.head_logp is not None:
         return state.head_calibration(state.calibration, c.cosine, c.coverage, c.head_logp)
     return state.calibration(c.cosine, c.coverage)
+
+
+def _verify(cands: list[_Candidate], state: _State, query: str, lang: str | None) -> None:
+    """Score every candidate with the answerability verifier (:mod:`retrieval.verifier`)."""
+    if state.verifier is None or not cands:
+        return
+    scores = state.verifier.score_pool(
+        query=query,
+        lang=lang,
+        entry_langs=[state.snap.entries[c.entry].lang for c in cands],
+        cosine=np.array([c.cosine for c in cands]),
+        coverage=np.array([c.coverage for c in cands]),
+        bm25=np.array([c.bm25 for c in cands]),
+        fused=np.array([c.fused for c in cands]),
+        head_logp=np.array([c.head_logp or 0.0 for c in cands]),
+        base=state.calibration,
+    )
+    for c, score in zip(cands, scores.tolist(), strict=True):
+        c.score = score
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +185,7 @@ class _Candidate:
     lexical_rank: int = 0
     fused: float = 0.0
     head_logp: float | None = None
+    score: float | None = None  # set by the answerability verifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +196,7 @@ class _State:
     embedder: Embedder
     calibration: Calibration
     head_calibration: HeadCalibration | None = None
+    verifier: Verifier | None = None
 
 
 class HybridRetriever:
@@ -198,6 +223,7 @@ class HybridRetriever:
         auto_reload_s: float | None = None,
         follow_model: bool = False,
         use_head: bool = True,
+        use_verifier: bool = True,
         _snapshot: _Snapshot | None = None,
     ) -> None:
         self.index_dir = index_dir
@@ -215,13 +241,16 @@ class HybridRetriever:
         snap = _snapshot if _snapshot is not None else _load_snapshot(index_dir)
         store.check_model(snap.manifest, embedder.name)
         self.use_head = use_head
+        self.use_verifier = use_verifier
         self._state = self._new_state(snap, embedder, calibration)
 
     # --- state ------------------------------------------------------------------------
     def _new_state(self, snap: _Snapshot, embedder: Embedder, fixed: Calibration | None) -> _State:
         """A fixed calibration (fitting, evaluation) means embedding-only scores."""
         head_cal = None if fixed is not None else head_calibration_for(embedder.name)
-        return _State(snap, embedder, fixed or calibration_for(embedder.name), head_cal)
+        verifier = None if fixed is not None else verifier_for(embedder.name)
+        cal = fixed or calibration_for(embedder.name)
+        return _State(snap, embedder, cal, head_cal, verifier)
 
     @property
     def _snap(self) -> _Snapshot:
@@ -316,6 +345,9 @@ class HybridRetriever:
         cands = self._candidates(snap, query, qvec, mode, head_logp)
         self._fuse(cands, mode)
         cands.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
+        # the verifier was fitted on the weighted fusion with the head's signals
+        if self.use_verifier and mode == "weighted" and head_logp is not None:
+            _verify(cands, state, query, lang)
         if self.reranker is not None:
             hits = [self._hit(snap, c, state) for c in cands[: max(k * 3, 20)]]
             hits = self.reranker.rerank(query, hits)
