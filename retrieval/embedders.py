@@ -83,11 +83,13 @@ def _torch_encode(model: Any, texts: list[str], batch_size: int) -> Any:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model; without ``model``, the packaged all-MiniLM-L6-v2.
 
-    Query-sized calls (up to ``_SMALL_BATCH`` texts) run on ONNX Runtime
-    (:class:`retrieval.onnx_bert.OnnxBert`: the model exported once on the first such call and
-    cached on disk; one thread, 5.5 vs 11 ms CPU per MiniLM query in torch, same vectors to
-    cosine > 0.9999, so existing indexes stay valid). Bulk calls (indexing) stay on torch. With
-    ``onnx=False``, or when the export is impossible (logged once), queries use torch too.
+    Queries (``kind="query"``, up to ``_SMALL_BATCH`` texts) run on ONNX Runtime
+    (:class:`retrieval.onnx_bert.OnnxBert`: the model exported once on the first query and
+    cached on disk; one thread, 5.4 vs 11 ms CPU per MiniLM query in torch, same vectors to
+    cosine > 0.9999, so existing indexes stay valid). Passages stay on torch, also the few rows
+    of an incremental reindex (a cold ``klartext reindex`` would spend more on opening the ONNX
+    session than it saves). With ``onnx=False``, or when the export is impossible (logged
+    once), queries use torch too.
     """
 
     def __init__(
@@ -150,7 +152,8 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        fast = self._fast() if len(texts) <= _SMALL_BATCH else None
+        query = kind == "query" and len(texts) <= _SMALL_BATCH
+        fast = self._fast() if query else None
         if fast is not None:
             return fast.encode(list(texts))
         vectors = _torch_encode(self._load(), list(texts), self._batch_size)

@@ -193,7 +193,9 @@ def test_embedder_queries_use_onnx_and_match_indexed_vectors(
     monkeypatch.setattr(onnx_bert, "default_cache_dir", lambda: cache_dir)
     embedder = SentenceTransformerEmbedder()
     bulk = embedder.embed(TEXTS * 3, kind="passage")[: len(TEXTS)]  # > 8 texts: torch
+    few = embedder.embed(TEXTS[:2], kind="passage")  # passages stay on torch, however few
     assert embedder._small is None
+    np.testing.assert_allclose(few, bulk[:2], atol=1e-5)
     query = np.vstack([embedder.embed([t], kind="query") for t in TEXTS])
     assert embedder._small is not None and not embedder._small.exported
     assert float((query * bulk).sum(axis=1).min()) > 0.9999
