@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+from array import array
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class Tokenizer:
             del table[unk_piece]  # the engine's Viterbi never matches <unk> itself
         table.pop("", None)
         self._pieces = table
-        self._scores: list[float] = data.scores.tolist()  # float32 values, exact as floats
+        self._scores = array("f", data.scores.astype("<f4").tobytes())  # items are exact floats
         self._reach = _reach(pieces)
         self._unk_score = _f32(float(np.float32(data.scores.min()) - np.float32(10.0)))
         self._norm = {cp: "".join(map(chr, out)) for cp, out in data.norm.items()}
@@ -115,10 +116,11 @@ def _reach(pieces: list[str]) -> dict[int, int]:
     """First two codepoints (``cp0 << 21 | cp1``) -> the longest piece, in chars, starting
     with them (pieces of one char need no entry)."""
     lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-    cps = np.frombuffer("".join(pieces).encode("utf-32-le"), dtype="<u4").astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     long = lengths > 1
-    keys = (cps[starts[long]] << 21) | cps[starts[long] + 1]
+    cps = np.frombuffer("".join(pieces).encode("utf-32-le"), dtype="<u4")
+    keys = (cps[starts[long]].astype(np.int64) << 21) | cps[starts[long] + 1]
+    del cps
     order = np.lexsort((lengths[long], keys))  # by key, then length: the last of a key wins
     return dict(zip(keys[order].tolist(), lengths[long][order].tolist(), strict=True))
 
