@@ -231,3 +231,13 @@ def test_default_prompt_is_refused(st_model: Any, tmp_path: Path) -> None:
     )
     with pytest.raises(OnnxUnsupported, match="prompt"):
         OnnxBert(prompted, cache_dir=tmp_path)
+
+
+def test_missing_onnxruntime_means_torch(
+    st_model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import raises ImportError
+    assert load_onnx_bert(st_model, cache_dir=tmp_path) is None
+    assert list(tmp_path.iterdir()) == []
