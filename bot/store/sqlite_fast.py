@@ -41,6 +41,17 @@ def timestamp(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def insert_conversation(
+    raw: sqlite3.Connection, conversation_id: str, lang: str | None, now: str
+) -> None:
+    """A new open conversation, handled by the bot, no events yet."""
+    raw.execute(
+        "INSERT INTO conversations (id, lang, created_at, updated_at, status, handoff_state,"
+        " last_seq) VALUES (?, ?, ?, ?, 'open', 'bot', 0)",
+        (conversation_id, lang, now, now),
+    )
+
+
 def reserve_seqs(
     raw: sqlite3.Connection, conversation_id: str, n: int, now: str
 ) -> tuple[int, str] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, insert, select, update
@@ -62,6 +63,16 @@ def create_conversation(
 ) -> ConversationInfo:
     cid = conversation_id or new_id()
     now = utcnow()
+    raw = sqlite_fast.connection(session)
+    if raw is not None:
+        sqlite_fast.insert_conversation(raw, cid, lang, sqlite_fast.timestamp(now))
+    else:
+        _insert_conversation(session, cid, lang, now)
+    outbox.conversation_created(session, cid, lang)
+    return ConversationInfo(cid, lang, "open", "bot", 0)
+
+
+def _insert_conversation(session: Session, cid: str, lang: str | None, now: datetime) -> None:
     session.execute(
         insert(Conversation).values(
             id=cid,
@@ -73,8 +84,6 @@ def create_conversation(
             last_seq=0,
         )
     )
-    outbox.conversation_created(session, cid, lang)
-    return ConversationInfo(cid, lang, "open", "bot", 0)
 
 
 def update_conversation(session: Session, conversation_id: str, **values: Any) -> None:

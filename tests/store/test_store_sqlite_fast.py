@@ -49,7 +49,8 @@ def _rows(path: Path, cid: str) -> dict[str, list[tuple[Any, ...]]]:
     try:
         return {
             "conversations": con.execute(
-                "SELECT lang, status, handoff_state, last_seq, length(updated_at)"
+                "SELECT lang, status, handoff_state, last_seq, length(updated_at),"
+                " length(created_at), contact_id, handoff_requested_at"
                 " FROM conversations WHERE id = ?",
                 (cid,),
             ).fetchall(),
@@ -69,12 +70,12 @@ def _rows(path: Path, cid: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def test_fast_path_stores_what_sqlalchemy_stores(sqlite_db: Database, tmp_path: Path) -> None:
-    fast_cid = (await sqlite_db.write(lambda s: writes.create_conversation(s))).id
+    fast_cid = (await sqlite_db.write(lambda s: writes.create_conversation(s, lang="de"))).id
     used = await sqlite_db.write(lambda s: sqlite_fast.connection(s) is not None)
     assert used  # the writer thread's jobs take the fast path
     assert await sqlite_db.write(lambda s: _turn(s, fast_cid, "m1")) == ("t1", True)
     async with sqlite_db.writing() as s:  # an AsyncSession: the SQLAlchemy statements
-        slow_cid = (await repo.create_conversation(s)).id
+        slow_cid = (await repo.create_conversation(s, lang="de")).id
         assert await s.run_sync(lambda ss: sqlite_fast.connection(ss)) is None
         assert await s.run_sync(lambda ss: _turn(ss, slow_cid, "m1")) == ("t1", True)
     fast, slow = _rows(tmp_path / "k.db", fast_cid), _rows(tmp_path / "k.db", slow_cid)
