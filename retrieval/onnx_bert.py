@@ -205,7 +205,7 @@ def _model_key(bert: Any, max_length: int) -> str:
     for name, tensor in sorted(bert.state_dict().items()):
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+        digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).data)  # no copy
     return digest.hexdigest()[:32]
 
 
