@@ -14,12 +14,15 @@ head log-probability, whether the entry is in the retriever's candidate pool) on
 (language preference, ``bot.decide.judge``'s rules) offline:
 
 * **CV**: 5 folds (held-out fold k + every 5th paraphrase/negative); the verifier is fitted on
-  four, the threshold chosen on those four (the lowest fitted probability with false answers ≤
-  ``--max-false`` of all their queries), and both applied to the fifth. Reported per set next to
-  the current calibration (entry head) at 0.5.
+  four, the threshold chosen on those four and both applied to the fifth. ``--rule false``
+  (default): the lowest fitted probability with false answers ≤ ``--max-false`` of all their
+  queries; ``--rule match``: the highest one that still answers as many of them correctly as
+  the current calibration (entry head) at 0.5. Reported per set next to that calibration, with
+  the share of refused answerable questions whose right entry is among the near-miss
+  suggestions, and the most right answers at 1/2/3/5 % false answers for both scores.
 * **Final**: fitted on everything, threshold chosen the same way, bias shifted so that score 0.5
   is that threshold. The last line is one JSON object; ``weights``/``bias`` go into
-  ``retrieval/verifier.py``.
+  ``retrieval/verifier.py``. ``--sweep`` also prints hit@1 for other fusion / head weights.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def _dump(index_dir: Path, embedder: Any, queries: list[ch.Query], out: Path) ->
     rows: dict[str, list[Any]] = {k: [] for k in ("cos", "bm25", "cov", "logp", "pool")}
     for text, _expected, _lang in queries:
         qvec = embedder.embed([text], kind="query")[0]
-        logp = snap.head.log_probs(qvec) if snap.head is not None else np.zeros(n_ent)
+        logp = snap.head.log_probs(qvec) if snap.head is not None else np.zeros(n_ent, np.float32)
         retr.candidates = 10**6
         full = retr._candidates(snap, text, qvec, "weighted", logp)
         retr.candidates = 50
@@ -89,7 +92,8 @@ def _dump(index_dir: Path, embedder: Any, queries: list[ch.Query], out: Path) ->
         "ntok": [len(tokenize(q)) for q, _, _ in queries],
         "model": embedder.name,
     }
-    np.savez_compressed(out.with_suffix(".npz"), **{k: np.stack(v) for k, v in rows.items()})
+    stacked: dict[str, Any] = {k: np.stack(v) for k, v in rows.items()}
+    np.savez_compressed(out.with_suffix(".npz"), **stacked)
     out.with_suffix(".json").write_text(json.dumps(meta, ensure_ascii=False))
 
 
@@ -143,7 +147,8 @@ def load_queries(
                                 for k in ("cos", "bm25", "cov", "logp"))  # fmt: skip
             fused = w * cos + (1 - w) * bm / (bm.max() or 1.0) + lam * lp
             order = np.lexsort((idx, -cos, -fused))
-            idx, cos, bm, cov, lp, fused = (x[order] for x in (idx, cos, bm, cov, lp, fused))
+            idx = idx[order]
+            cos, bm, cov, lp, fused = (x[order] for x in (cos, bm, cov, lp, fused))
             same = langs[idx] == m["qlang"][i]
             groups = np.unique(langs[idx], return_inverse=True)[1].astype(np.int64)
             feats = candidate_features(cosine=cos, coverage=cov, bm25=bm, fused=fused,
@@ -228,10 +233,19 @@ def verifier_scores(q: dict[str, Any], weights: Any, bias: float, floor: float =
     return np.where(plain < floor, plain, p)
 
 
-def pick_threshold(qs: list[dict[str, Any]], scores: list[Any], max_false: float) -> float:
-    for t in np.arange(0.3, 0.99, 0.01):
-        if rates(qs, scores, float(t))["false"] <= max_false:
-            return round(float(t), 2)
+def pick_threshold(
+    qs: list[dict[str, Any]], scores: list[Any], max_false: float, match: float | None = None
+) -> float:
+    """``match`` None: the lowest threshold with false answers <= ``max_false`` of all queries.
+    ``match`` = a rate of right answers: the highest threshold that still reaches it (as many
+    right answers as the current score, as few false ones as that allows)."""
+    grid = [round(float(t), 2) for t in np.arange(0.3, 0.99, 0.01)]
+    if match is not None:
+        ok = [t for t in grid if rates(qs, scores, t)["correct"] >= match]
+        return ok[-1] if ok else grid[0]
+    for t in grid:
+        if rates(qs, scores, t)["false"] <= max_false:
+            return t
     return 0.99
 
 
@@ -248,6 +262,22 @@ def by_set(qs: list[dict[str, Any]], scores: list[Any], t: float | list[float]) 
         }
         out[name]["false"] = round(sum(r["false"] for r in rows) / max(1, len(rows)), 3)
     return out
+
+
+def curve(qs: list[dict[str, Any]], scores: list[Any]) -> dict[str, float]:
+    """Most right answers at false answers <= 1/2/3/5 % (threshold swept on these scores:
+    compares two scores at equal precision, not an operating point)."""
+    points = [rates(qs, scores, float(t)) for t in np.arange(0.05, 0.99, 0.01)]
+    return {
+        f"{level:.0%}": max((p["correct"] for p in points if p["false"] <= level), default=0.0)
+        for level in (0.01, 0.02, 0.03, 0.05)
+    }
+
+
+def _match(qs: list[dict[str, Any]], family: str, rule: str) -> float | None:
+    if rule != "match":
+        return None
+    return rates(qs, [head_scores(q, family) for q in qs], 0.5)["correct"]
 
 
 def _sweep(out: Path, family: str) -> None:
@@ -267,6 +297,13 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="keep/reuse the signals here")
     ap.add_argument("--max-false", type=float, default=0.02)
     ap.add_argument("--sweep", action="store_true", help="also print hit@1 over fusion weights")
+    ap.add_argument(
+        "--rule",
+        choices=("false", "match"),
+        default="false",
+        help="operating point: 'false' = false answers <= --max-false of all queries; 'match' ="
+        " as many right answers as the current calibration at 0.5, fewest false answers",
+    )
     args = ap.parse_args()
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="kt-vsig-") as tmp:
@@ -286,23 +323,29 @@ def main() -> None:
         train = [q for q in qs if q["fold"] != k]
         weights, bias = fit(train)
         t = pick_threshold(train, [verifier_scores(q, weights, bias) for q in train],
-                           args.max_false)  # fmt: skip
+                           args.max_false, _match(train, family, args.rule))  # fmt: skip
         chosen.append(t)
         for i, q in enumerate(qs):
             if q["fold"] == k:
                 cv_scores[i], cv_t[i] = verifier_scores(q, weights, bias), t
     after = by_set(qs, cv_scores, cv_t)
     weights, bias = fit(qs)
-    t = pick_threshold(qs, [verifier_scores(q, weights, bias) for q in qs], args.max_false)
+    t = pick_threshold(
+        qs, [verifier_scores(q, weights, bias) for q in qs], args.max_false,
+        _match(qs, family, args.rule),
+    )  # fmt: skip
     shifted = bias - math.log(t / (1 - t))
     report = {
         "family": family,
         "features": list(FEATURES),
         "weights": [round(float(v), 4) for v in weights],
         "bias": round(shifted, 4),
+        "rule": args.rule,
         "threshold_fitted_p": t,
         "cv_thresholds": chosen,
         "seconds": round(time.time() - started),
+        "curve_before": curve(qs, [head_scores(q, family) for q in qs]),
+        "curve_after_cv": curve(qs, cv_scores),
         "before_head_calibration_at_0.5": before,
         "after_verifier_cv": after,
     }

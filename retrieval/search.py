@@ -207,6 +207,8 @@ class HybridRetriever:
     background thread, so a running server follows ``klartext reindex`` without a restart or
     a slow request. ``follow_model`` (set by :func:`load_retriever` when it chose the embedder
     from the manifest) lets a reload switch to a build made with another model.
+    ``use_verifier=True`` scores hits with the answerability verifier
+    (:mod:`retrieval.verifier`) where it is fitted; off by default (docs/retrieval.md).
     """
 
     def __init__(
@@ -223,7 +225,7 @@ class HybridRetriever:
         auto_reload_s: float | None = None,
         follow_model: bool = False,
         use_head: bool = True,
-        use_verifier: bool = True,
+        use_verifier: bool = False,
         _snapshot: _Snapshot | None = None,
     ) -> None:
         self.index_dir = index_dir
@@ -445,11 +447,14 @@ def load_retriever(
     fusion: Fusion = "weighted",
     reranker: Reranker | None = None,
     auto_reload_s: float | None = 2.0,
+    use_verifier: bool = False,
 ) -> HybridRetriever:
     """Open the served build in ``index_dir``. Without ``embedder``, the one recorded in the
     manifest is rebuilt (``retrieval.embedders.embedder_from_name``) and followed across
     reloads; with one, its name must match the manifest (``IndexModelMismatch`` otherwise).
-    ``auto_reload_s``: how often searches look for a newly published build (None = never)."""
+    ``auto_reload_s``: how often searches look for a newly published build (None = never).
+    ``use_verifier``: score hits with the answerability verifier (:mod:`retrieval.verifier`;
+    off by default — on the demo's user-style questions it did not beat the calibration)."""
     snap = _load_snapshot(index_dir)
     follow = embedder is None
     if embedder is None:
@@ -463,5 +468,6 @@ def load_retriever(
         reranker=reranker,
         auto_reload_s=auto_reload_s,
         follow_model=follow,
+        use_verifier=use_verifier,
         _snapshot=snap,
     )

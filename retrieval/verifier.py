@@ -22,14 +22,19 @@ evidence, computed for every candidate of one search from signals the retriever 
 correct answer" over the top five candidates of development queries (held-out phrasings of
 the demo KB, development paraphrases, out-of-domain negatives), fitted per embedder family by
 ``bench/calibrate_verifier.py``; ``bias`` is shifted so that 0.5 is the operating point chosen
-there (false answers ≤ 2 % of all development queries, chosen inside each cross-validation
-fold). A candidate whose embedding-only score is below ``floor`` keeps that score: relational
-evidence cannot lift a text the embedding finds unrelated (a nonsense query still has a "best"
-candidate, with a large margin over the others).
+there (default rule: false answers ≤ 2 % of all development queries, chosen inside each
+cross-validation fold). A candidate whose embedding-only score is below ``floor`` keeps that
+score: relational evidence cannot lift a text the embedding finds unrelated (a nonsense query
+still has a "best" candidate, with a large margin over the others).
 
-The retriever (:mod:`retrieval.search`) uses it for ``Hit.score`` with the default weighted
-fusion when the build has an entry head and the embedder family has fitted constants
-(:data:`VERIFIERS`); otherwise the calibration's score stands.
+**Opt-in.** ``HybridRetriever(..., use_verifier=True)`` / ``load_retriever(...,
+use_verifier=True)`` score hits with it (weighted fusion, a build with an entry head, a family
+in :data:`VERIFIERS`). It is off by default: cross-validated on the development data it
+answers more questions correctly at every false-answer rate, but the gain comes from the
+knowledge base's own short phrasings; on user-style paraphrases (the dev sets and the demo
+answer test set) it answered fewer questions than the calibration at the same false-answer
+rate (docs/benchmarks.md, "Session 3: answerability verifier"). The stored e5 constants are the
+strict operating point (answers only where the development data says ≤ 2 % are wrong).
 """
 
 from __future__ import annotations
@@ -192,10 +197,10 @@ class Verifier:
         return out
 
 
-# Embedder family (prefix of the manifest name) -> verifier. e5: fitted by
-# bench/calibrate_verifier.py on development data (docs/benchmarks.md, "Session 3:
-# answerability verifier"); 0.5 = fitted P 0.82, where false answers are <= 2 % of all
-# development queries. Families without an entry keep the calibration of retrieval.calibration.
+# Embedder family (prefix of the manifest name) -> verifier (used with use_verifier=True).
+# e5: fitted by bench/calibrate_verifier.py (--rule false) on development data
+# (docs/benchmarks.md, "Session 3: answerability verifier"); 0.5 = fitted P 0.82, where false
+# answers are <= 2 % of all development queries.
 VERIFIERS: dict[str, Verifier] = {
     "e5": Verifier(
         weights=(0.0714, 7.3042, 5.4444, -0.1129, 0.2907, 0.1566, 0.3607, 2.7397, 6.8602, -0.2853),

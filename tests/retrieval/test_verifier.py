@@ -14,7 +14,6 @@ from retrieval.reindex import reindex
 from retrieval.search import HybridRetriever
 from retrieval.verifier import FEATURES, VERIFIERS, Verifier, candidate_features, verifier_for
 
-OPTS = {"hnsw_threshold": 1000, "duplicate_threshold": 0.99}
 BASE = calibration_for("e5:x")
 COL = {name: i for i, name in enumerate(FEATURES)}
 
@@ -113,14 +112,21 @@ GIFT = [
 
 
 def test_search_scores_with_the_verifier_and_refuses_nonsense(tmp_path: Path) -> None:
-    embedder = FakeEmbedder(name="e5:fake-trigram")  # an e5-family name: verifier on
-    reindex(kb_of(tmp_path, GIFT), tmp_path / "idx", embedder, **OPTS)
-    retriever = HybridRetriever(tmp_path / "idx", embedder)
-    without = HybridRetriever(tmp_path / "idx", embedder, use_verifier=False)
+    embedder = FakeEmbedder(name="e5:fake-trigram")  # an e5-family name: fitted constants
+    reindex(
+        kb_of(tmp_path, GIFT),
+        tmp_path / "idx",
+        embedder,
+        hnsw_threshold=1000,
+        duplicate_threshold=0.99,
+    )
+    retriever = HybridRetriever(tmp_path / "idx", embedder, use_verifier=True)
+    default = HybridRetriever(tmp_path / "idx", embedder)  # opt-in: off by default
     query = "Where do I enter my gift card code?"
     hits = retriever.search(query, k=3, lang="en")
     assert hits[0].entry_id == "use"
-    assert [h.score for h in hits] != [h.score for h in without.search(query, k=3, lang="en")]
+    plain = default.search(query, k=3, lang="en")
+    assert [h.score for h in hits] != [h.score for h in plain]
     assert judge(hits, lang="en", threshold=0.5).confident
     nonsense = retriever.search("zxqv blorft wibble", k=3, lang="en")
     verdict = judge(nonsense, lang="en", threshold=0.5)
