@@ -21,7 +21,7 @@ from bot.nlu.finetune import (
 from bot.nlu.pipeline import NLU, load_nlu, read_manifest
 from bot.nlu.training import TrainReport, train_if_changed, train_nlu
 
-TINY = FinetuneConfig(epochs=6, batch_size=16, per_intent=4, lr=2e-4, max_train_s=60)
+TINY = FinetuneConfig(epochs=6, batch_size=16, per_intent=4, lr=2e-4, max_cpu_s=120)
 
 
 def _spread(vectors: np.ndarray, labels: list[str]) -> float:
