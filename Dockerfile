@@ -33,7 +33,10 @@ COPY web ./web
 RUN pip install ".[postgres,redis]"
 # Bake the demo index and NLU model into /app/var.
 ENV KLARTEXT_DATA_DIR=/app/var
-RUN klartext reindex && klartext db upgrade
+# The ask warms the encoder graph cache (ONNX Runtime graphs built from the packaged weights)
+# so a container starts without exporting anything.
+ENV KLARTEXT_CACHE_DIR=/app/var/cache
+RUN klartext reindex && klartext db upgrade && klartext ask "hello" > /dev/null
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
@@ -41,6 +44,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     KLARTEXT_DATA_DIR=/app/var \
+    KLARTEXT_CACHE_DIR=/app/var/cache \
     KLARTEXT_HOST=0.0.0.0 \
     KLARTEXT_PORT=8000
 RUN groupadd --system --gid 10001 klartext \

