@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 
 from retrieval.errors import RetrievalError
+from retrieval.onnx_cache import cache_dir as default_cache_dir
+from retrieval.onnx_cache import write_atomic
 from retrieval.types import Vectors
 
 log = logging.getLogger(__name__)
@@ -50,17 +52,6 @@ _PROBE = (
 
 class OnnxUnsupported(RetrievalError):
     """The model cannot be run by :class:`OnnxBert` (pipeline, dtype or export failed)."""
-
-
-def default_cache_dir() -> Path:
-    """``$KLARTEXT_CACHE_DIR/onnx``, else ``$XDG_CACHE_HOME/klartext/onnx``, else
-    ``~/.cache/klartext/onnx``."""
-    root = os.environ.get("KLARTEXT_CACHE_DIR")
-    if root:
-        return Path(root) / "onnx"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "klartext" / "onnx"
 
 
 class OnnxBert:
@@ -93,7 +84,7 @@ class OnnxBert:
             self.exported = True
             self._use(_session(data, threads))
             self._check(st)
-            _write_atomic(self.path, data)
+            write_atomic(self.path, data)
         else:
             self._use(session)
 
@@ -345,23 +336,3 @@ def _try_session(path: Path, threads: int) -> Any:
     except OnnxUnsupported as exc:
         log.warning("ignoring unreadable cached ONNX graph %s: %s", path, exc)
         return None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place; a cache
-    that cannot be written is logged and skipped."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may serve other users
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        log.warning("cannot cache the ONNX graph at %s (exported again next start): %s", path, exc)

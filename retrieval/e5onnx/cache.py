@@ -14,24 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from retrieval.e5onnx._format import E5File
+from retrieval.onnx_cache import cache_dir, write_atomic
 
 GRAPH_VERSION = 1  # bump when graph.py changes what it builds
 _OUTSIDE_GRAPH = frozenset({"emb.word", "emb.pos", "emb.type"})
 _log = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    """The default cache directory (see the module docstring)."""
-    root = os.environ.get("KLARTEXT_CACHE_DIR")
-    if root:
-        return Path(root) / "onnx"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "klartext" / "onnx"
 
 
 def graph_key(f: E5File) -> str:
@@ -52,17 +42,4 @@ def cached_path(f: E5File, directory: Path | None = None) -> Path:
 
 def store(path: Path, model: bytes) -> bool:
     """Write ``model`` to ``path`` atomically; ``False`` (logged) when that fails."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(model)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as exc:
-        _log.info("e5onnx: graph not cached (%s); it is built in memory each load", exc)
-        return False
-    return True
+    return write_atomic(path, model)

@@ -129,27 +129,6 @@ def test_concurrent_calls_give_the_same_vectors(onnx: OnnxBert) -> None:
         np.testing.assert_allclose(vec[0], expected[i % 3], atol=1e-5)
 
 
-def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
-    target = tmp_path / "sub" / "x.onnx"
-    onnx_bert._write_atomic(target, b"first")
-    onnx_bert._write_atomic(target, b"second")
-    assert target.read_bytes() == b"second"
-    assert [p.name for p in target.parent.iterdir()] == ["x.onnx"]
-
-
-def test_failed_rename_leaves_neither_file_nor_temporary(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    def broken_replace(src: str, dst: str) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", broken_replace)
-    with caplog.at_level(logging.WARNING, logger="retrieval.onnx_bert"):
-        onnx_bert._write_atomic(tmp_path / "x.onnx", b"data")  # logged, not raised
-    assert list(tmp_path.iterdir()) == []
-    assert "cannot cache" in caplog.text
-
-
 def test_unreadable_cached_graph_is_ignored(tmp_path: Path) -> None:
     broken = tmp_path / "x.onnx"
     broken.write_bytes(b"not an onnx graph")
