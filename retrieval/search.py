@@ -38,10 +38,7 @@ from retrieval.calibration import (
     head_calibration_for,
     head_rank_weight_for,
 )
-from retrieval.errors import IndexCorrupt
-from retrieval.head import EntryHead, aligned_head
-from retrieval.index import FaissIndex
-from retrieval.lexical import LexicalIndex
+from retrieval.snapshot import Snapshot, best_rows, load_snapshot
 from retrieval.types import Embedder, Hit, Vectors
 from retrieval.verifier import Verifier, verifier_for
 
@@ -75,12 +72,16 @@ Floats = npt.NDArray[np.float32]
 
 def _score(c: _Candidate, state: _State) -> float:
     """The calibrated ``Hit.score`` of a candidate: the verifier's where it ran, else the
-    calibration (with the entry head where fitted)."""
+    calibration (with the entry head where fitted). Computed once per candidate (the language
+    preference and the hit both ask for it)."""
     if c.score is not None:
         return c.score
     if state.head_calibration is not None and c.head_logp is not None:
-        return state.head_calibration(state.calibration, c.cosine, c.coverage, c.head_logp)
-    return state.calibration(c.cosine, c.coverage)
+        score = state.head_calibration(state.calibration, c.cosine, c.coverage, c.head_logp)
+    else:
+        score = state.calibration(c.cosine, c.coverage)
+    c.score = score
+    return score
 
 
 def _verify(cands: list[_Candidate], state: _State, query: str, lang: str | None) -> None:
@@ -102,76 +103,13 @@ def _verify(cands: list[_Candidate], state: _State, query: str, lang: str | None
         c.score = score
 
 
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """One loaded build; immutable, swapped as a whole on reload."""
-
-    build: str
-    manifest: store.Manifest
-    entries: list[Entry]
-    by_id: dict[str, Entry]
-    index: FaissIndex
-    lexical: LexicalIndex
-    vectors: Vectors
-    row_ids_sorted: Ints  # FAISS ids, sorted
-    row_pos_sorted: Ints  # row position for each sorted id
-    row_entry: Ints  # row position -> entry position
-    row_phrase: Ints  # row position -> phrasing index
-    entry_row_ptr: Ints  # CSR: rows of entry i are entry_rows[ptr[i]:ptr[i+1]]
-    entry_rows: Ints
-    entry_row_count: Ints  # np.diff(entry_row_ptr), precomputed for the hot path
-    head: EntryHead | None = None  # classes in entry order (see _aligned_head)
-
-
-def _load_snapshot(index_dir: Path, build_name: str | None = None) -> _Snapshot:
-    build = store.builds_dir(index_dir) / build_name if build_name else None
-    if build is None:
-        build = store.current_build(index_dir)
-    manifest = store.read_manifest(build)
-    entries = store.read_entries(build)
-    rows = store.read_rows(build)
-    vectors = np.load(build / store.VECTORS, mmap_mode="r", allow_pickle=False)
-    if len(vectors) != len(rows) or len(entries) != manifest.entry_count:
-        raise IndexCorrupt(f"build {build} is inconsistent (vectors/rows/entries counts)")
-    position = {e.id: i for i, e in enumerate(entries)}
-    row_entry = np.fromiter((position[e] for e in rows.entry_ids), np.int64, len(rows))
-    row_ids = np.asarray(rows.row_ids, dtype=np.int64)
-    order = np.argsort(row_ids, kind="stable")
-    by_entry = np.argsort(row_entry, kind="stable")
-    ptr = np.zeros(len(entries) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(row_entry, minlength=len(entries)), out=ptr[1:])
-    return _Snapshot(
-        build=build.name,
-        manifest=manifest,
-        entries=entries,
-        by_id={e.id: e for e in entries},
-        index=FaissIndex.load(build / store.FAISS),
-        lexical=LexicalIndex.load(build),
-        vectors=vectors.view(np.ndarray),  # still mapped; plain indexing is cheaper
-        row_ids_sorted=row_ids[order],
-        row_pos_sorted=order.astype(np.int64),
-        row_entry=row_entry,
-        row_phrase=np.asarray(rows.phrase, dtype=np.int64),
-        entry_row_ptr=ptr,
-        entry_rows=by_entry.astype(np.int64),
-        entry_row_count=np.diff(ptr),
-        head=aligned_head(build, [e.id for e in entries]),
-    )
-
-
-def _best_rows(snap: _Snapshot, entries: list[int], qvec: Vectors) -> tuple[Vectors, Ints]:
-    """Exact cosine of each entry's best phrasing, and that row's position (vectorised)."""
-    ents = np.asarray(entries, dtype=np.int64)
-    starts, counts = snap.entry_row_ptr[ents], snap.entry_row_count[ents]
-    offsets = np.cumsum(counts) - counts
-    idx = np.arange(int(counts.sum())) - np.repeat(offsets, counts) + np.repeat(starts, counts)
-    rows = snap.entry_rows[idx]
-    sims = np.asarray(snap.vectors[rows]) @ qvec
-    best = np.maximum.reduceat(sims, offsets) if len(sims) else np.zeros(0, np.float32)
-    hit = np.flatnonzero(sims == np.repeat(best, counts))
-    segment = np.repeat(np.arange(len(ents)), counts)[hit]
-    first = hit[np.unique(segment, return_index=True)[1]]
-    return best.astype(np.float32), rows[first]
+def _first_occurrences(parts: list[Ints]) -> Ints:
+    """The distinct values of ``parts`` (concatenated) in order of first occurrence."""
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    values = np.concatenate(parts).astype(np.int64, copy=False)
+    _, first = np.unique(values, return_index=True)
+    return values[np.sort(first)]
 
 
 @dataclass(slots=True)
@@ -185,14 +123,14 @@ class _Candidate:
     lexical_rank: int = 0
     fused: float = 0.0
     head_logp: float | None = None
-    score: float | None = None  # set by the answerability verifier
+    score: float | None = None  # the verifier's, else the calibration's (see _score)
 
 
 @dataclass(frozen=True, slots=True)
 class _State:
     """What a search needs, swapped as one reference (no torn reads during a reload)."""
 
-    snap: _Snapshot
+    snap: Snapshot
     embedder: Embedder
     calibration: Calibration
     head_calibration: HeadCalibration | None = None
@@ -226,7 +164,7 @@ class HybridRetriever:
         follow_model: bool = False,
         use_head: bool = True,
         use_verifier: bool = False,
-        _snapshot: _Snapshot | None = None,
+        _snapshot: Snapshot | None = None,
     ) -> None:
         self.index_dir = index_dir
         self.fusion: Fusion = fusion
@@ -240,14 +178,14 @@ class HybridRetriever:
         self._lock = threading.Lock()
         self._last_check = time.monotonic()
         self._reloading: threading.Thread | None = None
-        snap = _snapshot if _snapshot is not None else _load_snapshot(index_dir)
+        snap = _snapshot if _snapshot is not None else load_snapshot(index_dir)
         store.check_model(snap.manifest, embedder.name)
         self.use_head = use_head
         self.use_verifier = use_verifier
         self._state = self._new_state(snap, embedder, calibration)
 
     # --- state ------------------------------------------------------------------------
-    def _new_state(self, snap: _Snapshot, embedder: Embedder, fixed: Calibration | None) -> _State:
+    def _new_state(self, snap: Snapshot, embedder: Embedder, fixed: Calibration | None) -> _State:
         """A fixed calibration (fitting, evaluation) means embedding-only scores."""
         head_cal = None if fixed is not None else head_calibration_for(embedder.name)
         verifier = None if fixed is not None else verifier_for(embedder.name)
@@ -255,7 +193,7 @@ class HybridRetriever:
         return _State(snap, embedder, cal, head_cal, verifier)
 
     @property
-    def _snap(self) -> _Snapshot:
+    def _snap(self) -> Snapshot:
         return self._state.snap
 
     @property
@@ -289,7 +227,7 @@ class HybridRetriever:
             state = self._state
             if name == state.snap.build:
                 return False
-            snap = _load_snapshot(self.index_dir, name)
+            snap = load_snapshot(self.index_dir, name)
             embedder = state.embedder
             if self.follow_model and snap.manifest.model != embedder.name:
                 from retrieval.embedders import embedder_from_name
@@ -360,44 +298,48 @@ class HybridRetriever:
                 cands = self._prefer_lang(
                     cands, lang, lambda c: (snap.entries[c.entry].lang, _score(c, state))
                 )
-            hits = [self._hit(snap, c, state) for c in cands[:k]]
+            return [self._hit(snap, c, state, i + 1) for i, c in enumerate(cands[:k])]
         return [replace(h, rank=i + 1) for i, h in enumerate(hits[:k])]
 
     def _candidates(
-        self, snap: _Snapshot, query: str, qvec: Vectors, mode: Fusion, head_logp: Floats | None
+        self, snap: Snapshot, query: str, qvec: Vectors, mode: Fusion, head_logp: Floats | None
     ) -> list[_Candidate]:
+        """Dense top rows' entries, then BM25's, then the head's favourites (first occurrence
+        order), with their signals gathered in one vectorised pass."""
         n = self.candidates
-        found: dict[int, _Candidate] = {}
+        parts: list[Ints] = []
         if mode != "lexical":
             _, ids = snap.index.search(qvec[None, :], n)
             ids = ids[0][ids[0] >= 0]
             where = np.searchsorted(snap.row_ids_sorted, ids)
             rows = snap.row_pos_sorted[np.minimum(where, len(snap.row_pos_sorted) - 1)]
-            for e in snap.row_entry[rows]:
-                found.setdefault(int(e), _Candidate(int(e)))
+            parts.append(snap.row_entry[rows])
         bm25, coverage = snap.lexical.score(query)
         if mode != "dense":
             top = np.argsort(-bm25)[:n] if len(bm25) <= n else np.argpartition(-bm25, n)[:n]
-            for e in top:
-                if bm25[e] > 0:
-                    found.setdefault(int(e), _Candidate(int(e)))
+            parts.append(top[bm25[top] > 0])
         if head_logp is not None:  # the head's favourites, which dense search may rank low
             top = np.argpartition(-head_logp, min(HEAD_CANDIDATES, len(head_logp) - 1))
-            for e in top[:HEAD_CANDIDATES]:
-                found.setdefault(int(e), _Candidate(int(e)))
-        cands = list(found.values())
-        best_cos, best_row = _best_rows(snap, [c.entry for c in cands], qvec)
-        for c, cos, row in zip(cands, best_cos.tolist(), best_row.tolist(), strict=True):
-            c.cosine = cos
-            c.phrase = int(snap.row_phrase[row])
-            c.bm25 = float(bm25[c.entry])
-            c.coverage = float(coverage[c.entry])
-            if head_logp is not None:
-                c.head_logp = float(head_logp[c.entry])
-        for rank, c in enumerate(sorted(cands, key=lambda c: -c.cosine), 1):
-            c.dense_rank = rank
-        for rank, c in enumerate(sorted(cands, key=lambda c: -c.bm25), 1):
-            c.lexical_rank = rank if c.bm25 > 0 else 0
+            parts.append(top[:HEAD_CANDIDATES])
+        ents = _first_occurrences(parts)
+        best_cos, best_row = best_rows(snap, ents, qvec)
+        columns = [
+            ents.tolist(),
+            best_cos.tolist(),
+            snap.row_phrase[best_row].tolist(),
+            bm25[ents].tolist(),
+            coverage[ents].tolist(),
+        ]
+        logps = head_logp[ents].tolist() if head_logp is not None else None
+        cands = [
+            _Candidate(e, cos, phrase, b, cov, head_logp=logps[i] if logps is not None else None)
+            for i, (e, cos, phrase, b, cov) in enumerate(zip(*columns, strict=True))
+        ]
+        if mode == "rrf":  # the ranks only feed reciprocal rank fusion
+            for rank, c in enumerate(sorted(cands, key=lambda c: -c.cosine), 1):
+                c.dense_rank = rank
+            for rank, c in enumerate(sorted(cands, key=lambda c: -c.bm25), 1):
+                c.lexical_rank = rank if c.bm25 > 0 else 0
         return cands
 
     def _fuse(self, cands: list[_Candidate], mode: Fusion) -> None:
@@ -417,7 +359,7 @@ class HybridRetriever:
                     1.0 / (RRF_K + c.lexical_rank) if c.lexical_rank else 0.0
                 )
 
-    def _hit(self, snap: _Snapshot, c: _Candidate, state: _State) -> Hit:
+    def _hit(self, snap: Snapshot, c: _Candidate, state: _State, rank: int = 0) -> Hit:
         entry = snap.entries[c.entry]
         return Hit(
             entry=entry,
@@ -425,6 +367,7 @@ class HybridRetriever:
             matched=store.matched_text(entry, c.phrase),
             dense_score=c.cosine,
             lexical_score=c.bm25,
+            rank=rank,
         )
 
     def _prefer_lang(
@@ -455,7 +398,7 @@ def load_retriever(
     ``auto_reload_s``: how often searches look for a newly published build (None = never).
     ``use_verifier``: score hits with the answerability verifier (:mod:`retrieval.verifier`;
     off by default — on the demo's user-style questions it did not beat the calibration)."""
-    snap = _load_snapshot(index_dir)
+    snap = load_snapshot(index_dir)
     follow = embedder is None
     if embedder is None:
         from retrieval.embedders import embedder_from_name
