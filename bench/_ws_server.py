@@ -4,6 +4,8 @@ time from a ``message`` frame received to its first token persisted, i.e. ready 
 ``KLARTEXT_BENCH_ENGINE=fake`` injects a scripted engine that streams like extractive mode (a
 short answer in ~12 chunks, no sleeps) — used only when the real runtime is unavailable, and
 labelled as such in the results. Run with ``uvicorn --factory --app-dir bench _ws_server:app``.
+``/_bench/threads`` reports CPU seconds per thread role; ``KLARTEXT_BENCH_WORKERS=n`` gives the
+loop's default executor (the engine's ``asyncio.to_thread``) ``n`` threads for the measured part.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import statistics
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +103,10 @@ def app() -> FastAPI:
     @application.post("/_bench/reset")
     async def reset(request: Request) -> dict[str, bool]:
         request.app.state.services.turns.first_token_ms.clear()
+        workers = os.environ.get("KLARTEXT_BENCH_WORKERS")
+        if workers:  # A/B: the engine's worker threads (asyncio.to_thread) for the measured part
+            pool = ThreadPoolExecutor(int(workers), thread_name_prefix="bench-worker")
+            asyncio.get_running_loop().set_default_executor(pool)
         return {"ok": True}
 
     return application

@@ -322,7 +322,9 @@ def main() -> None:
             if args.profile:  # py-spy (pip) on server 1, roughly over the measured window
                 delay = args.warmup + args.conversations / 150
                 spy = Path(sys.executable).parent / "py-spy"
-                script = f"sleep {delay:.0f}; exec {spy} record -p {pids[0]} -r {args.profile_rate} "
+                script = (
+                    f"sleep {delay:.0f}; exec {spy} record -p {pids[0]} -r {args.profile_rate} "
+                )
                 script += f"-d {int(args.duration)} --format raw --nonblocking -o {args.profile}"
                 script += " --gil" if args.profile_gil else ""
                 prof = subprocess.Popen(["sh", "-c", script], stdout=subprocess.DEVNULL)
