@@ -2,7 +2,9 @@
 
 They run inside ``Database.write(fn)`` — on SQLite in the group-commit writer thread
 (``bot.store.writer``), on PostgreSQL through the async session's ``run_sync`` — and the async
-wrappers in ``bot.store.repo`` call them too, so each operation is written once.
+wrappers in ``bot.store.repo`` call them too, so each operation is written once. On the SQLite
+writer thread the ones on a chat turn's path (create a conversation, claim a message id, append
+events, set plain columns) run as plain SQL (``bot.store.sqlite_fast``), storing the same rows.
 """
 
 from __future__ import annotations
