@@ -5,7 +5,7 @@ hybrid retriever, real demo orders) and reports per-turn wall time p50/p99 (all 
 consumed). Goals (issue 7): p50 <= 25 ms, p99 <= 80 ms.
 
     .venv/bin/python bench/bench_engine_overhead.py [--turns 300] [--data-dir var]
-        [--keep-cache] [--query-threads N] [--concurrency N]
+        [--keep-cache] [--query-threads N] [--concurrency N] [--breakdown]
 
 By default the query-embedding cache is cleared before every turn (each turn pays one e5
 embedding, the honest cold cost); ``--keep-cache`` keeps it (a support inbox where questions
@@ -13,7 +13,9 @@ repeat). ``--concurrency N`` runs N conversations at once (as a server would; th
 cache replaces the clearing). Besides wall-time percentiles it reports throughput, the
 process CPU time per turn (what a turn costs, whatever else the machine does), the bare
 query embedding (``embed_*``, the same questions embedded directly) and the 1-minute load
-average before and after, since the machine is shared. The last line is one JSON object.
+average before and after, since the machine is shared. ``--breakdown`` adds ``stages_cpu_ms``:
+the calling thread's CPU per question for each stage of a turn, each timed alone over the same
+questions (bench/_engine_stages.py). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -46,7 +48,12 @@ def _stats(values: list[float], prefix: str) -> dict[str, float]:
 
 
 async def _run(
-    turns: int, data_dir: Path, keep_cache: bool, query_threads: int | None, concurrency: int
+    turns: int,
+    data_dir: Path,
+    keep_cache: bool,
+    query_threads: int | None,
+    concurrency: int,
+    breakdown: bool = False,
 ) -> dict[str, object]:
     from bot.config import Settings
     from bot.conversation import ConversationContext
@@ -103,6 +110,11 @@ async def _run(
             start = time.perf_counter()
             inner.embed([case.q], kind="query")
             embeds.append((time.perf_counter() - start) * 1000)
+    stages: dict[str, float] = {}
+    if breakdown:
+        from _engine_stages import stage_cpu_ms  # bench/ is on sys.path (the script dir)
+
+        stages = stage_cpu_ms(engine, [(c.q, c.lang) for c in cases])
     return {
         "bench": "engine_overhead",
         "turns": turns,
@@ -123,6 +135,7 @@ async def _run(
         "load_before": round(load_before, 2),
         "load_after": round(load_after, 2),
         "load_s": round(load_s, 1),
+        **({"stages_cpu_ms": stages} if stages else {}),
         "goal_p50_ms": 25,
         "goal_p99_ms": 80,
     }
@@ -139,9 +152,15 @@ def main() -> None:
         help="e5 OpenMP threads per query (default 1)",
     )
     ap.add_argument("--concurrency", type=int, default=1, help="conversations at once")
+    ap.add_argument("--breakdown", action="store_true", help="CPU per stage of a turn")
     args = ap.parse_args()
     result = _run(
-        args.turns, args.data_dir, args.keep_cache, args.query_threads, max(1, args.concurrency)
+        args.turns,
+        args.data_dir,
+        args.keep_cache,
+        args.query_threads,
+        max(1, args.concurrency),
+        args.breakdown,
     )
     print(json.dumps(asyncio.run(result)))
 
