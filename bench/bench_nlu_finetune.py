@@ -8,6 +8,7 @@ fine-tunes the top layers (:mod:`bot.nlu.finetune`), fits the classifier + out-o
 exactly as training does (``train_classifier``), and reports closed-set accuracy, OOS recall /
 in-scope drop (points) at the thresholds of several ``oos_quantile`` values (fitted on the
 training folds), an oracle recall at a 1-point drop and the AUROC of the rule's score.
+``--shots N`` keeps N training examples per intent (a small intents file).
 
     nice -n 10 .venv/bin/python bench/bench_nlu_finetune.py '{"base": 1}' '{"epochs": 1}'
 """
@@ -69,6 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("configs", nargs="+", help='JSON FinetuneConfig fields, or {"base": 1}')
     ap.add_argument("--train-layers", type=int, default=2)
+    ap.add_argument("--shots", type=int, help="keep only N training examples per intent (seed 0)")
     args = ap.parse_args()
 
     import torch
@@ -82,6 +84,12 @@ def main() -> None:
     held = set(random.Random(0).sample(sorted({i for _, i in rows}), 10))
     train = [(t, i) for t, i in train if i not in held]
     val = [(t, OOS if i in held else i) for t, i in val]
+    if args.shots:
+        by_intent: dict[str, list[tuple[str, str]]] = {}
+        for row in train:
+            by_intent.setdefault(row[1], []).append(row)
+        rng = random.Random(0)
+        train = [r for i in sorted(by_intent) for r in rng.sample(by_intent[i], args.shots)]
     labels = sorted({i for _, i in train})
     y = [labels.index(i) for _, i in train]
 
@@ -95,6 +103,7 @@ def main() -> None:
     cache_val = ft.FrozenCache(model, [t for t, _ in val], frozen, 128)
     results: list[dict[str, Any]] = []
     base = {"cache_cpu_s": round(time.process_time() - cpu0, 1), "n_train": len(train)}
+    base["shots"] = args.shots
     for spec in map(json.loads, args.configs):
         for layer, state in zip(top, initial, strict=True):
             layer.load_state_dict(state)
