@@ -256,6 +256,13 @@ class Settings(BaseSettings):
     handoff_timezone: str = Field(
         "UTC", description="IANA time zone of handoff_office_hours, e.g. Europe/Berlin."
     )
+    handoff_availability_cache_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long a replica reuses the agent-availability switch it read (seconds; "
+        "0 = read it for every handoff). The replica that is told the change applies it at "
+        "once; other replicas within this time (their sweep then catches up).",
+    )
     handoff_summary_llm: bool = Field(
         True,
         description="Write the conversation summary attached at handoff with the LLM when one "
