@@ -10,12 +10,22 @@ human, the "no agent available" fallback, and the timeout sweep.
   (or any, while agents are off or it is outside ``handoff_office_hours``) back to the bot
   with the fallback message (:mod:`bot.handoff_fallback`). The claim is a conditional UPDATE,
   so replicas sweeping at the same time never double a message.
+
+Cheap on the event loop (a handoff turn is a few % of all turns, but read a lot): the summary's
+inputs (the conversation's language, its recent events) are read by one job of the store's
+writer (:func:`bot.store.handoff_reads.summary_inputs`, plain SQL on SQLite) instead of an
+async session; the availability switch is kept for ``handoff_availability_cache_s`` seconds
+(:meth:`HandoffFlow.availability_changed` applies a change made through this replica's API at
+once; another replica sees it when its copy expires, and its sweep then falls back whatever
+was queued in between).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +35,8 @@ from bot.handoff_fallback import FallbackReason, fallback_op
 from bot.handoff_summary import SUMMARY_EVENT_TYPES, summarize
 from bot.llm.providers import ChatModelProvider
 from bot.office_hours import parse_office_hours
-from bot.store import Database, NewEvent, repo
+from bot.store import Database, NewEvent
+from bot.store.handoff_reads import summary_inputs
 from bot.store.handoff_timeout import Availability, due_conversations, get_availability
 from web.eventlog import EventLog
 
@@ -43,14 +54,19 @@ class HandoffFlow:
         db: Database,
         events: EventLog,
         provider: ProviderSource = lambda: None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.db = db
         self.events = events
         self._provider = provider
+        self._clock = clock  # for the availability copy's age
         hours = settings.handoff_office_hours
         # a bad spec stops the server at start (ConfigError), not at the first handoff
         self.hours = parse_office_hours(hours, settings.handoff_timezone) if hours else None
+        self._availability: tuple[float, Availability] | None = None  # (monotonic read time, …)
+        self._availability_version = 0  # bumped on every change told; stale reads are dropped
 
     # --- summary -------------------------------------------------------------------------
     async def summary(
@@ -67,13 +83,16 @@ class HandoffFlow:
     async def _summary(
         self, conversation_id: str, pending: Sequence[NewEvent], reason: str | None
     ) -> dict[str, Any]:
-        async with self.db.session() as session:
-            conv = await repo.get_conversation(session, conversation_id)
-            stored = await repo.recent_events(
-                session, conversation_id, limit=_HISTORY_EVENTS, types=SUMMARY_EVENT_TYPES
+        conv_lang, stored = await self.db.write(
+            functools.partial(
+                summary_inputs,
+                conversation_id=conversation_id,
+                limit=_HISTORY_EVENTS,
+                types=SUMMARY_EVENT_TYPES,
             )
+        )
         events: list[Any] = [*stored, *pending]
-        lang = (conv.lang if conv else None) or _last_lang(events) or self.settings.default_language
+        lang = conv_lang or _last_lang(events) or self.settings.default_language
         provider = self._provider() if self.settings.handoff_summary_llm else None
         return await summarize(
             events,
@@ -106,8 +125,23 @@ class HandoffFlow:
 
     # --- availability and the fallback ---------------------------------------------------
     async def availability(self) -> Availability:
+        """The agent-availability switch, at most ``handoff_availability_cache_s`` old."""
+        ttl = self.settings.handoff_availability_cache_s
+        cached = self._availability
+        if cached is not None and self._clock() - cached[0] < ttl:
+            return cached[1]
+        version, read_at = self._availability_version, self._clock()
         async with self.db.session() as session:
-            return await get_availability(session)
+            current = await get_availability(session)
+        if ttl > 0 and version == self._availability_version:  # no change told meanwhile
+            self._availability = (read_at, current)
+        return current
+
+    def availability_changed(self, current: Availability) -> None:
+        """The switch was just set (or read) through this replica: use it from now on."""
+        self._availability_version += 1
+        if self.settings.handoff_availability_cache_s > 0:
+            self._availability = (self._clock(), current)
 
     async def closed_reason(self) -> FallbackReason | None:
         """Why agents take no handoffs now (switched off / outside office hours), or None."""

@@ -5,7 +5,8 @@ whom the engine hands off) is told at once that nobody is available and asked fo
 address, and conversations already waiting in ``pending_human`` get the same fallback at the
 next sweep (reason ``no_agent_available`` / ``outside_office_hours``). While they are on, a
 handoff waits up to ``handoff_timeout_s``. Stored in the database, so every replica sees the
-same switch. Scopes: ``read`` to read it, ``agent`` to set it.
+same switch (a replica other than the one that was told reads it again within
+``handoff_availability_cache_s``, default 2 s). Scopes: ``read`` to read it, ``agent`` to set it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ async def _out(services: Services, a: Availability) -> AvailabilityOut:
 async def get_(services: ServicesDep, _key: ReadKey) -> AvailabilityOut:
     async with services.db.session() as session:
         a = await get_availability(session)
+    if services.handoff is not None:  # just read: fresher than the handoff path's copy
+        services.handoff.availability_changed(a)
     return await _out(services, a)
 
 
@@ -70,6 +73,8 @@ async def set_(body: AvailabilityIn, services: ServicesDep, key: AgentKey) -> Av
         return set_availability(s, available=body.available, note=body.note, updated_by=key.name)
 
     a = await services.db.write(op)
-    if not a.available and services.handoff is not None:
-        await services.handoff.sweep_once()
+    if services.handoff is not None:
+        services.handoff.availability_changed(a)  # this replica's handoffs see it at once
+        if not a.available:
+            await services.handoff.sweep_once()
     return await _out(services, a)
