@@ -31,6 +31,11 @@ class CachingEmbedder:
     def dim(self) -> int:
         return self.inner.dim
 
+    def contains(self, text: str, *, kind: str = "query") -> bool:
+        """Whether ``text`` is cached (an embedding of it now would cost no model call)."""
+        with self._lock:
+            return (kind, text) in self._rows
+
     def clear(self) -> None:
         with self._lock:
             self._rows.clear()

@@ -49,3 +49,12 @@ def test_bounded_bulk_bypass_and_clear() -> None:
     cache.embed(["a"], kind="query")
     assert inner.calls[-1] == ("a",)
     assert cache.embed([], kind="query").shape == (0, 4)
+
+
+def test_contains_tells_whether_a_row_is_cached() -> None:
+    cache = CachingEmbedder(CountingEmbedder(), maxsize=1)
+    assert not cache.contains("a")
+    cache.embed(["a"], kind="query")
+    assert cache.contains("a") and not cache.contains("a", kind="passage")
+    cache.embed(["b"], kind="query")  # evicts "a"
+    assert not cache.contains("a") and cache.contains("b")
