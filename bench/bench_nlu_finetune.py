@@ -32,7 +32,11 @@ QUANTILES = (0.01, 0.015, 0.02, 0.03)
 
 
 def _evaluate(
-    train: list[tuple[str, str]], val: list[tuple[str, str]], tv: Any, vv: Any
+    train: list[tuple[str, str]],
+    val: list[tuple[str, str]],
+    tv: Any,
+    vv: Any,
+    fold_vectors: list[Any] | None = None,
 ) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
 
@@ -40,7 +44,9 @@ def _evaluate(
     from bot.nlu.evaluate import OOS
 
     texts = [t for t, _ in train]
-    clf = train_classifier(texts, [i for _, i in train], tv, config=ClassifierConfig())
+    clf = train_classifier(
+        texts, [i for _, i in train], tv, config=ClassifierConfig(), fold_vectors=fold_vectors
+    )
     assert clf.rule is not None
     val_texts = [t for t, _ in val]
     is_oos = np.array([i == OOS for _, i in val])
@@ -71,6 +77,9 @@ def main() -> None:
     ap.add_argument("configs", nargs="+", help='JSON FinetuneConfig fields, or {"base": 1}')
     ap.add_argument("--train-layers", type=int, default=2)
     ap.add_argument("--shots", type=int, help="keep only N training examples per intent (seed 0)")
+    ap.add_argument(
+        "--crossfit", action="store_true", help="fit the rule's folds on per-fold fine-tunes"
+    )
     args = ap.parse_args()
 
     import torch
@@ -86,8 +95,8 @@ def main() -> None:
     val = [(t, OOS if i in held else i) for t, i in val]
     if args.shots:
         by_intent: dict[str, list[tuple[str, str]]] = {}
-        for row in train:
-            by_intent.setdefault(row[1], []).append(row)
+        for item in train:
+            by_intent.setdefault(item[1], []).append(item)
         rng = random.Random(0)
         train = [r for i in sorted(by_intent) for r in rng.sample(by_intent[i], args.shots)]
     labels = sorted({i for _, i in train})
@@ -119,8 +128,22 @@ def main() -> None:
             row["loss_first_last"] = [round(losses[0], 3), round(losses[-1], 3)]
             for p in (p for layer in top for p in layer.parameters()):
                 p.requires_grad_(False)
+        fold_vectors = None
+        if args.crossfit and not spec.get("base"):
+            from bot.nlu.classifier import cv_folds
+
+            c0 = time.process_time()
+            folds = [list(map(int, f)) for f in cv_folds([i for _, i in train])]
+            fold_vectors = ft.crossfit_vectors(
+                [t for t, _ in train], [i for _, i in train], folds, cfg
+            )
+            row["crossfit_cpu_s"] = round(time.process_time() - c0, 1)
         row |= _evaluate(
-            train, val, ft.embed_cached(top, cache_train), ft.embed_cached(top, cache_val)
+            train,
+            val,
+            ft.embed_cached(top, cache_train),
+            ft.embed_cached(top, cache_val),
+            fold_vectors,
         )
         row["load_avg_1m"] = round(os.getloadavg()[0], 1)
         print(json.dumps(row), flush=True)

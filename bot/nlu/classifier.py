@@ -215,6 +215,20 @@ def _centroids(vectors: Matrix, y: npt.NDArray[np.int64], n_classes: int) -> Mat
     return out
 
 
+def cv_folds(
+    intents: Sequence[str], config: ClassifierConfig | None = None
+) -> list[npt.NDArray[np.int64]]:
+    """The held-out row indices of each cross-validation fold :func:`train_classifier` uses
+    (so a caller can prepare per-fold vectors); empty when no cross-validation runs."""
+    cfg = config or ClassifierConfig()
+    labels = sorted(set(intents))
+    y = np.array([labels.index(i) for i in intents], dtype=np.int64)
+    min_count = min(Counter(intents).values()) if len(intents) else 0
+    if min_count < 2 or len(labels) < 2:
+        return []
+    return _folds(y, max(2, min(cfg.folds, min_count)), cfg.seed)
+
+
 def _folds(y: npt.NDArray[np.int64], k: int, seed: int) -> list[npt.NDArray[np.int64]]:
     rng = np.random.default_rng(seed)
     fold_of = np.empty(len(y), dtype=np.int64)
@@ -231,13 +245,17 @@ def cross_val_scores(
     y: npt.NDArray[np.int64],
     n_classes: int,
     cfg: ClassifierConfig,
+    fold_vectors: Sequence[Matrix] | None = None,
 ) -> tuple[Matrix, Matrix, Matrix]:
     """Out-of-fold ensemble probabilities, nearest-centroid similarities and kNN similarities
-    (to the training-fold examples of the predicted intent)."""
+    (to the training-fold examples of the predicted intent). ``fold_vectors[f]``, if given,
+    replaces ``vectors`` for fold ``f`` (an encoder fine-tuned without that fold's rows)."""
     out = np.zeros((len(y), n_classes), dtype=np.float32)
     sims = np.zeros(len(y), dtype=np.float32)
     knn = np.zeros(len(y), dtype=np.float32)
-    for held in _folds(y, cfg.folds, cfg.seed):
+    all_vectors = vectors
+    for f, held in enumerate(_folds(y, cfg.folds, cfg.seed)):
+        vectors = fold_vectors[f] if fold_vectors is not None else all_vectors
         train = np.setdiff1d(np.arange(len(y)), held)
         sem, lex_model, lex = _fit_models(
             [texts[i] for i in train], vectors[train], y[train], n_classes, cfg
@@ -297,8 +315,11 @@ def train_classifier(
     oos_texts: Sequence[str] = (),
     oos_vectors: Matrix | None = None,
     config: ClassifierConfig | None = None,
+    fold_vectors: Sequence[Matrix] | None = None,
 ) -> IntentClassifier:
-    """Fit the ensemble and its out-of-scope rule (see module docstring)."""
+    """Fit the ensemble and its out-of-scope rule (see module docstring). ``fold_vectors``:
+    per cross-validation fold (:func:`cv_folds`), the vectors of all rows from an encoder that
+    did not see that fold's held-out rows (a fine-tuned encoder; default: ``vectors``)."""
     cfg = config or ClassifierConfig()
     labels = sorted(set(intents))
     if len(labels) < 2:
@@ -307,7 +328,11 @@ def train_classifier(
     y = np.array([index[i] for i in intents], dtype=np.int64)
     min_count = min(Counter(intents).values())
     cfg_cv = ClassifierConfig(**{**asdict(cfg), "folds": max(2, min(cfg.folds, min_count))})
-    cv = cross_val_scores(texts, vectors, y, len(labels), cfg_cv) if min_count >= 2 else None
+    cv = (
+        cross_val_scores(texts, vectors, y, len(labels), cfg_cv, fold_vectors)
+        if min_count >= 2
+        else None
+    )
 
     all_texts, all_vectors, all_y, all_labels = list(texts), vectors, y, labels
     has_oos = bool(len(oos_texts)) and oos_vectors is not None

@@ -39,6 +39,10 @@ _SMALL_BATCH = 8
 class FinetuneConfig:
     train_layers: int = 2  # top transformer layers trained; the rest stays frozen (cached)
     epochs: float = 1.0  # passes over the training examples (as anchors)
+    min_steps: int = 50  # small intents files: at least this many steps (≈ 5 epochs at 670)
+    # up to this many examples, the out-of-scope rule's cross-validation folds get their own
+    # fine-tunes (an encoder that saw a fold's rows makes them look too in-scope)
+    crossfit_max_examples: int = 2000
     batch_size: int = 64
     per_intent: int = 4  # examples per intent in a batch
     lr: float = 5e-5
@@ -138,6 +142,12 @@ class FrozenCache:
                     x = _layer_forward(layer, x, _attn_mask(mask), 0.0)
                 for row, i in enumerate(idx):
                     self.states[i] = x[row, : int(mask[row].sum())].clone()
+
+    def subset(self, idx: Sequence[int]) -> FrozenCache:
+        """A view on some of the cached texts (no copies)."""
+        view = FrozenCache.__new__(FrozenCache)
+        view.states = [self.states[i] for i in idx]
+        return view
 
     def batch(self, idx: Sequence[int]) -> tuple[Any, Any]:
         import torch
@@ -254,6 +264,49 @@ def finetune_encoder(
     return FinetuneResult(model, vectors, len(losses), train_s, head, tail)
 
 
+def crossfit_vectors(
+    texts: Sequence[str],
+    intents: Sequence[str],
+    folds: Sequence[Sequence[int]],
+    config: FinetuneConfig | None = None,
+    *,
+    base: str | None = None,
+) -> list[Vectors]:
+    """For each fold (held-out row indices), the embeddings of **all** texts by an encoder
+    fine-tuned on the other rows only — what the out-of-scope rule's cross-validation needs so
+    that its held-out signals look like those of new messages. One model load and one cache
+    of the frozen layers serve every fold."""
+    _quiet()
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    cfg = config or FinetuneConfig()
+    model: Any = SentenceTransformer(base or _base_model_path(), device="cpu")
+    layers = list(model[0].auto_model.encoder.layer)
+    n_top = max(1, min(cfg.train_layers, len(layers)))
+    top = layers[len(layers) - n_top :]
+    for p in model[0].auto_model.parameters():
+        p.requires_grad_(False)
+    initial = [{k: v.clone() for k, v in layer.state_dict().items()} for layer in top]
+    cache = FrozenCache(model, texts, len(layers) - n_top, cfg.max_seq_length)
+    labels = sorted(set(intents))
+    y = [labels.index(i) for i in intents]
+    out: list[Vectors] = []
+    for held in folds:
+        cpu0 = time.process_time()
+        keep = sorted(set(range(len(texts))) - set(held))
+        for layer, state in zip(top, initial, strict=True):
+            layer.load_state_dict(state)
+            for p in layer.parameters():
+                p.requires_grad_(True)
+        torch.manual_seed(cfg.seed)
+        train_top_layers(top, cache.subset(keep), [y[i] for i in keep], cfg, cpu0=cpu0)
+        for p in (p for layer in top for p in layer.parameters()):
+            p.requires_grad_(False)
+        out.append(embed_cached(top, cache))
+    return out
+
+
 def train_top_layers(
     top: Sequence[Any], cache: FrozenCache, y: Sequence[int], cfg: FinetuneConfig, *, cpu0: float
 ) -> list[float]:
@@ -263,7 +316,7 @@ def train_top_layers(
     import torch
 
     params = [p for layer in top for p in layer.parameters() if p.requires_grad]
-    steps = max(1, round(cfg.epochs * len(y) / cfg.batch_size))
+    steps = max(1, cfg.min_steps, round(cfg.epochs * len(y) / cfg.batch_size))
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     warm = max(1, steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(

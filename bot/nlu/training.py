@@ -60,9 +60,10 @@ def fit_intent_classifier(
     config: ClassifierConfig | None = None,
     progress: Progress | None = None,
     vectors: Vectors | None = None,
+    fold_vectors: Sequence[Vectors] | None = None,
 ) -> IntentClassifier:
     """Embed the examples (unless ``vectors`` are given) and fit the classifier (no saving) —
-    what the bot and eval share."""
+    what the bot and eval share. ``fold_vectors``: see :func:`train_classifier`."""
     say = progress or (lambda _msg: None)
     texts = [t for t, _, _ in examples]
     if vectors is None:
@@ -78,6 +79,7 @@ def fit_intent_classifier(
         oos_texts=oos_texts,
         oos_vectors=oos_vectors,
         config=config,
+        fold_vectors=fold_vectors,
     )
 
 
@@ -151,14 +153,26 @@ def _fit(
 ) -> tuple[IntentClassifier, str, dict[str, Any]]:
     """(classifier, embedder name for parsing, fine-tune report) — fine-tuning first if asked."""
     vectors: Vectors | None = None
+    fold_vectors: list[Vectors] | None = None
     fit_embedder, ft_report = embedder, {}
     if finetune is not None:
-        from bot.nlu.finetune import FinetunedEmbedder, finetune_encoder, save_encoder
-
-        say("fine-tuning the sentence encoder on the intents")
-        result = finetune_encoder(
-            [t for t, _, _ in examples], [i for _, i, _ in examples], finetune, progress=say
+        from bot.nlu.classifier import cv_folds
+        from bot.nlu.finetune import (
+            FinetunedEmbedder,
+            crossfit_vectors,
+            finetune_encoder,
+            save_encoder,
         )
+
+        texts, intents = [t for t, _, _ in examples], [i for _, i, _ in examples]
+        say("fine-tuning the sentence encoder on the intents")
+        result = finetune_encoder(texts, intents, finetune, progress=say)
+        folds = cv_folds(intents, config) if len(texts) <= finetune.crossfit_max_examples else []
+        if folds:
+            say(f"fine-tuning {len(folds)} fold encoders (out-of-scope calibration)")
+            fold_vectors = crossfit_vectors(
+                texts, intents, [[int(i) for i in f] for f in folds], finetune
+            )
         name = save_encoder(result.model, tmp / ENCODER_DIR)
         fit_embedder, vectors = FinetunedEmbedder(tmp / ENCODER_DIR, name=name), result.vectors
         ft_report = {
@@ -167,6 +181,7 @@ def _fit(
             "finetune_s": round(result.train_s, 2),
             "loss_first": round(result.loss_first, 4),
             "loss_last": round(result.loss_last, 4),
+            "crossfit_folds": len(fold_vectors or []),
         }
     try:
         clf = fit_intent_classifier(
@@ -176,6 +191,7 @@ def _fit(
             config=config,
             progress=say,
             vectors=vectors,
+            fold_vectors=fold_vectors,
         )
     except ValueError as exc:
         raise NLUError(f"intent training failed: {exc}") from exc

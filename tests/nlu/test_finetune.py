@@ -21,7 +21,7 @@ from bot.nlu.finetune import (
 from bot.nlu.pipeline import NLU, load_nlu, read_manifest
 from bot.nlu.training import TrainReport, train_if_changed, train_nlu
 
-TINY = FinetuneConfig(epochs=6, batch_size=16, per_intent=4, lr=2e-4, max_cpu_s=120)
+TINY = FinetuneConfig(epochs=6, batch_size=16, per_intent=4, lr=2e-4, min_steps=1, max_cpu_s=120)
 
 
 def _spread(vectors: np.ndarray, labels: list[str]) -> float:
@@ -52,6 +52,16 @@ def test_batches_hold_several_examples_of_each_intent() -> None:
     for batch in batches:
         counts = np.bincount([y[i] for i in batch], minlength=5)
         assert len(batch) == 12 and sorted(c for c in counts if c) == [4, 4, 4]
+
+
+def test_cv_folds_partition_the_rows() -> None:
+    from bot.nlu.classifier import cv_folds
+
+    intents = [i for _, i, _ in toy_examples()]
+    folds = cv_folds(intents)
+    assert len(folds) == 3
+    assert sorted(int(i) for f in folds for i in f) == list(range(len(intents)))
+    assert cv_folds(["a", "b", "b"]) == []  # an intent with one example: no cross-validation
 
 
 def test_policy_auto_only_for_minilm() -> None:
@@ -92,6 +102,7 @@ def test_model_folder_has_the_encoder_and_no_pickles(trained: tuple[Path, TrainR
     assert manifest["embedder"].startswith("minilm-ft:") and manifest["embedder"] == report.embedder
     assert manifest["base_embedder"] == FakeEmbedder().name
     assert report.finetune["steps"] > 0
+    assert report.finetune["crossfit_folds"] == 3  # small file: one fine-tune per CV fold
     assert (out / ENCODER_DIR / "model.safetensors").is_file()
     files = [p for p in out.rglob("*") if p.is_file()]
     assert not {p.suffix for p in files} & {".pkl", ".pickle", ".pt", ".joblib"}
@@ -125,7 +136,13 @@ def test_single_message_parse_matches_batch(trained: tuple[Path, TrainReport]) -
     assert float((one * many).sum(axis=1).min()) > 0.9999
 
 
-def test_train_if_changed_keeps_a_finetuned_model(tmp_path: Path, knowledge_dir: Path) -> None:
+def test_train_if_changed_keeps_a_finetuned_model(
+    tmp_path: Path, knowledge_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.nlu.finetune as ft
+
+    few = FinetuneConfig(min_steps=2)
+    monkeypatch.setattr(ft, "finetune_config", lambda mode, _name: few if mode == "on" else None)
     out = tmp_path / "nlu"
     (knowledge_dir / "intents.yaml").write_text(
         json.dumps(
