@@ -186,6 +186,7 @@ class Engine:
     ) -> AsyncIterator[Event]:
         if self._embedded(text):  # no model call left: run on the loop (see _embedded)
             u = self._understand(text, ctx, self._clock())
+            await asyncio.sleep(0)  # a yield point: cached turns in a row must not starve others
         else:
             u = await asyncio.to_thread(self._understand, text, ctx, self._clock())
         parsed, r = u.parsed, u.route

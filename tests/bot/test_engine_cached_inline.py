@@ -4,6 +4,7 @@ events are the same either way."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -91,3 +92,26 @@ async def test_nlu_embedder_without_a_cache_keeps_the_hop() -> None:
     for _ in range(2):
         await collect(engine.turn(QUESTION, ConversationContext("c"), turn_id="t"))
     assert all(t != threading.get_ident() for t in nlu.threads)
+
+
+async def test_cached_turns_of_two_conversations_interleave() -> None:
+    shared = CachingEmbedder(LengthEmbedder())
+    engine, nlu = _engine(shared, shared)
+    texts = {"a": "delivery to A?", "b": "delivery to B?"}
+    for text in texts.values():  # cache both messages
+        await collect(engine.turn(text, ConversationContext("w"), turn_id="w"))
+    seen: list[str] = []
+    original = nlu.parse
+
+    def parse(text: str, lang: str | None = None) -> ParsedMessage:
+        seen.append("a" if text == texts["a"] else "b")
+        return original(text, lang)
+
+    nlu.parse = parse  # type: ignore[method-assign]
+
+    async def conversation(key: str) -> None:
+        for i in range(3):
+            await collect(engine.turn(texts[key], ConversationContext(key), turn_id=str(i)))
+
+    await asyncio.gather(conversation("a"), conversation("b"))
+    assert seen == ["a", "b"] * 3  # no conversation runs its cached turns back to back
