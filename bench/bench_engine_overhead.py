@@ -5,11 +5,12 @@ hybrid retriever, real demo orders) and reports per-turn wall time p50/p99 (all 
 consumed). Goals (issue 7): p50 <= 25 ms, p99 <= 80 ms.
 
     .venv/bin/python bench/bench_engine_overhead.py [--turns 300] [--data-dir var]
-        [--keep-cache] [--query-threads N] [--concurrency N] [--breakdown]
+        [--keep-cache [--repeat-share P]] [--query-threads N] [--concurrency N] [--breakdown]
 
 By default the query-embedding cache is cleared before every turn (each turn pays one e5
 embedding, the honest cold cost); ``--keep-cache`` keeps it (a support inbox where questions
-repeat). ``--concurrency N`` runs N conversations at once (as a server would; then a tiny
+repeat), and ``--repeat-share P`` with it repeats only that share of the messages, the rest
+new (``new_*``: their latency). ``--concurrency N`` runs N conversations at once (as a server would; then a tiny
 cache replaces the clearing). Besides wall-time percentiles it reports throughput, the
 process CPU time per turn (what a turn costs, whatever else the machine does), the bare
 query embedding (``embed_*``, the same questions embedded directly) and the 1-minute load
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import time
 from pathlib import Path
@@ -54,6 +56,7 @@ async def _run(
     query_threads: int | None,
     concurrency: int,
     breakdown: bool = False,
+    repeat_share: float | None = None,
 ) -> dict[str, object]:
     from bot.config import Settings
     from bot.conversation import ConversationContext
@@ -83,17 +86,24 @@ async def _run(
     parts: dict[str, list[float]] = {"nlu": [], "retrieval": []}
     modes: dict[str, int] = {}
 
+    rng = random.Random(7)
+    new = [repeat_share is not None and rng.random() >= repeat_share for _ in range(turns)]
+    lat_new: list[float] = []
+
     async def conversation(worker: int) -> None:
         for i in range(worker, turns, concurrency):
             case = cases[i % len(cases)]
+            text = f"{case.q} #{i}" if new[i] else case.q  # a new message: never cached
             ctx = ConversationContext(f"b{i}", lang=case.lang)
             if callable(clear) and not keep_cache:
                 clear()  # every turn embeds its message once (NLU); no cross-turn cache hits
             start = time.perf_counter()
             done = None
-            async for event in engine.turn(case.q, ctx, turn_id=str(i)):
+            async for event in engine.turn(text, ctx, turn_id=str(i)):
                 done = event
             totals.append((time.perf_counter() - start) * 1000)
+            if new[i]:
+                lat_new.append(totals[-1])
             assert done is not None and done.type == "done"
             modes[done.mode] = modes.get(done.mode, 0) + 1
             for key in parts:
@@ -120,6 +130,11 @@ async def _run(
         "turns": turns,
         "concurrency": concurrency,
         "cache": "kept" if keep_cache else "no cross-turn hits",
+        **(
+            {"repeat_share": repeat_share, **_stats(lat_new, "new_")}
+            if repeat_share is not None and lat_new
+            else {}
+        ),
         "p50_ms": round(statistics.median(totals), 2),
         "p99_ms": round(_pct(totals, 0.99), 2),
         "p90_ms": round(_pct(totals, 0.9), 2),
@@ -153,6 +168,12 @@ def main() -> None:
     )
     ap.add_argument("--concurrency", type=int, default=1, help="conversations at once")
     ap.add_argument("--breakdown", action="store_true", help="CPU per stage of a turn")
+    ap.add_argument(
+        "--repeat-share",
+        type=float,
+        help="with --keep-cache: this share of messages repeats a demo question, the rest are "
+        "new (a numbered suffix); new_* reports their latency",
+    )
     args = ap.parse_args()
     result = _run(
         args.turns,
@@ -161,6 +182,7 @@ def main() -> None:
         args.query_threads,
         max(1, args.concurrency),
         args.breakdown,
+        args.repeat_share,
     )
     print(json.dumps(asyncio.run(result)))
 
