@@ -9,14 +9,14 @@ consumed). Goals (issue 7): p50 <= 25 ms, p99 <= 80 ms.
 
 By default the query-embedding cache is cleared before every turn (each turn pays one e5
 embedding, the honest cold cost); ``--keep-cache`` keeps it (a support inbox where questions
-repeat), and ``--repeat-share P`` with it repeats only that share of the messages, the rest
-new (``new_*``: their latency). ``--concurrency N`` runs N conversations at once (as a
-server would; then a tiny cache replaces the clearing). Besides wall-time percentiles it reports throughput, the
-process CPU time per turn (what a turn costs, whatever else the machine does), the bare
-query embedding (``embed_*``, the same questions embedded directly) and the 1-minute load
-average before and after, since the machine is shared. ``--breakdown`` adds ``stages_cpu_ms``:
-the calling thread's CPU per question for each stage of a turn, each timed alone over the same
-questions (bench/_engine_stages.py). The last line is one JSON object.
+repeat), and ``--repeat-share P`` with it repeats only that share of the messages, the rest new
+(``new_*``: their latency). ``--concurrency N`` runs N conversations at once (as a server
+would; then a tiny cache replaces the clearing). Besides wall-time percentiles it reports
+throughput, the process CPU time per turn (what a turn costs, whatever else the machine does),
+the bare query embedding (``embed_*``, the same questions embedded directly) and the 1-minute
+load average before and after, since the machine is shared. ``--breakdown`` adds
+``stages_cpu_ms``: the calling thread's CPU per question for each stage of a turn, each timed
+alone over the same questions (bench/_engine_stages.py). The last line is one JSON object.
 """
 
 from __future__ import annotations
