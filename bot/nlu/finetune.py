@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -29,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from bot.nlu.embedding import MiniLMEmbedder
 from retrieval.types import Vectors
 
 ENCODER_DIR = "encoder"  # inside the NLU model folder
-_SMALL_BATCH = 8
 
 
 @dataclass
@@ -373,72 +372,17 @@ def save_encoder(model: Any, folder: Path) -> str:
     return encoder_name(folder)
 
 
-class FinetunedEmbedder:
-    """The saved fine-tuned encoder as an ``Embedder``: batches through sentence-transformers'
-    ``encode``; up to 8 texts (a parse) through ONNX Runtime on one thread
-    (:func:`retrieval.onnx_bert.load_onnx_bert`, graph cached in ``<folder>/onnx/``), or
-    ``encode`` on one torch thread when ONNX Runtime is unavailable."""
+class FinetunedEmbedder(MiniLMEmbedder):
+    """The saved fine-tuned encoder as an ``Embedder``: :class:`~bot.nlu.embedding.
+    MiniLMEmbedder` over ``folder`` (batches through sentence-transformers, up to 8 texts — a
+    parse — on ONNX Runtime with the graph cached in ``<folder>/onnx/``)."""
 
     def __init__(self, folder: Path, *, name: str | None = None, onnx: bool = True) -> None:
         _quiet()
-        from sentence_transformers import SentenceTransformer
-
         self.folder = Path(folder)
-        self._name = name or encoder_name(self.folder)
-        self._model: Any = SentenceTransformer(str(self.folder), device="cpu")
-        self._dim = int(self._model.get_embedding_dimension() or 384)
-        self._onnx = onnx
-        self._small: Any = None
-        self._lock = threading.Lock()
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        small = len(texts) <= _SMALL_BATCH
-        fast = self._fast() if small else None
-        if fast is not None:
-            return np.asarray(fast.encode(list(texts)), dtype=np.float32)
-        return self._encode(list(texts), single_thread=small)
-
-    def _fast(self) -> Any:
-        if self._onnx and self._small is None:
-            with self._lock:
-                if self._onnx and self._small is None:
-                    self._small = _onnx_encoder(self._model, self.folder / "onnx")
-                    self._onnx = self._small is not None  # failed once: stay on torch
-        return self._small
-
-    def _encode(self, texts: list[str], *, single_thread: bool) -> Vectors:
-        import torch
-
-        previous = torch.get_num_threads()
-        if single_thread:
-            torch.set_num_threads(1)
-        try:
-            out = self._model.encode(
-                texts,
-                batch_size=64,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        finally:
-            torch.set_num_threads(previous)
-        return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
-
-
-def _onnx_encoder(model: Any, cache_dir: Path) -> Any:
-    """ONNX Runtime forward pass of ``model`` (None when unavailable)."""
-    try:
-        from retrieval.onnx_bert import load_onnx_bert
-    except ImportError:
-        return None
-    return load_onnx_bert(model, cache_dir=cache_dir)
+        super().__init__(
+            onnx=onnx,
+            folder=self.folder,
+            name=name or encoder_name(self.folder),
+            onnx_cache_dir=self.folder / "onnx",
+        )
