@@ -89,8 +89,8 @@ def main() -> None:
                 "--workers", args.workers,
                 "--continue-on-failure",
             ]  # fmt: skip
-            t0 = time.monotonic()
-            run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            t0 = time.monotonic()  # st writes a .schemathesis/ report folder into its cwd
+            run = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=data)
             seconds = time.monotonic() - t0
             alive = proc.poll() is None
             after = httpx.get(
