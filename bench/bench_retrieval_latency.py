@@ -1,6 +1,8 @@
 """Retrieval latency and reindex benchmarks (results: docs/benchmarks.md, *Retrieval*).
 
     nice -n 10 .venv/bin/python bench/bench_retrieval_latency.py [--only e2e,reindex,hnsw]
+    nice -n 10 .venv/bin/python bench/bench_retrieval_latency.py --only e2e,demo --backend mpnet \
+        --sizes 1000,10000 --real-max 1000 --demo-lang en
 
 * ``e2e``: query p50/p99 (embed + hybrid search, k=5) at 1k/10k/100k synthetic shop FAQ entries
   (question + one alternative phrasing each) with the real default embedder. 1k and 10k are
@@ -10,6 +12,9 @@
 * ``reindex``: incremental reindex of 1 changed entry in the 10k KB (seconds after the model is
   loaded, and cold wall time of the whole ``klartext reindex`` CLI process), a no-change CLI
   reindex, and full reindex throughput on the demo KB.
+* ``demo``: only the demo KB's full reindex (``--demo-lang en``: its English entries only).
+* ``--backend`` (default ``auto``, as the bot picks for English) chooses the embedding backend
+  of every part (``mpnet``, ``minilm``, ...); the demo reindex keeps ``auto`` unless given.
 * ``hnsw``: FAISS HNSW alone on 1M 384-d clustered random unit vectors (a low-rank manifold per
   cluster, like real embeddings): build time, single-query p50/p99 and recall@10 vs exact search.
 
@@ -329,9 +334,10 @@ def bench_e2e(args: argparse.Namespace, out: dict[str, Any], work: Path) -> None
     from retrieval.embedders import make_embedder
 
     t = time.perf_counter()
-    embedder = make_embedder("auto", None, ["en"])
+    embedder = make_embedder(args.backend, None, ["en"])
     embedder.embed(["warm up"], kind="query")
     out["model"], out["model_load_s"] = embedder.name, round(time.perf_counter() - t, 2)
+    out["rss_mb_after_model_load"] = _rss_mb()
     e2e: dict[str, Any] = {}
     real_build: Path | None = None
     for n in args.sizes:
@@ -361,13 +367,23 @@ def bench_e2e(args: argparse.Namespace, out: dict[str, Any], work: Path) -> None
         if n <= args.real_max and not args.stand_in:
             res["full_reindex_entries_per_s"] = round(n / build_s, 1)
         res.update(latency(retriever, n, args.queries))
+        res["rss_mb"] = _rss_mb()
         if args.stand_in or n > args.real_max:
             res["hit@1"] = None  # passages not embedded by the real model
         e2e[str(n)] = res
         print(json.dumps({"e2e": {str(n): res}}), flush=True)
     out["e2e"] = e2e
     if "reindex" in args.only and args.real_max in args.sizes:
-        bench_incremental(out, work, args.real_max, embedder, with_demo=not args.skip_demo)
+        bench_incremental(out, work, args.real_max, embedder)
+    if ("reindex" in args.only and not args.skip_demo) or "demo" in args.only.split(","):
+        bench_demo(args, out, work)
+
+
+def _rss_mb() -> float:
+    """Peak resident set size of this process so far (MiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def bench_reindex_only(args: argparse.Namespace, out: dict[str, Any], work: Path) -> None:
@@ -376,7 +392,7 @@ def bench_reindex_only(args: argparse.Namespace, out: dict[str, Any], work: Path
 
     n = args.real_max
     t = time.perf_counter()
-    embedder = make_embedder("auto", None, ["en"])
+    embedder = make_embedder(args.backend, None, ["en"])
     embedder.embed(["warm up"], kind="query")
     out["model"], out["model_load_s"] = embedder.name, round(time.perf_counter() - t, 2)
     write_kb(work / f"kb{n}", synthetic_rows(n))
@@ -388,7 +404,9 @@ def bench_reindex_only(args: argparse.Namespace, out: dict[str, Any], work: Path
         rate = round(n / (time.perf_counter() - t), 1)
         out["full_reindex"] = {"entries": n, "entries_per_s": rate}
     print(json.dumps(out), flush=True)
-    bench_incremental(out, work, n, embedder, with_demo=not args.skip_demo)
+    bench_incremental(out, work, n, embedder)
+    if not args.skip_demo:
+        bench_demo(args, out, work)
 
 
 def _cli(args: list[str], data_dir: Path) -> tuple[float, str]:
@@ -406,12 +424,8 @@ def _cli(args: list[str], data_dir: Path) -> tuple[float, str]:
     return time.perf_counter() - t, proc.stdout
 
 
-def bench_incremental(
-    out: dict[str, Any], work: Path, n: int, embedder: Embedder, *, with_demo: bool = True
-) -> None:
+def bench_incremental(out: dict[str, Any], work: Path, n: int, embedder: Embedder) -> None:
     """Incremental reindex of 1 changed entry (the real model embeds its rows), 3 runs."""
-    from retrieval.embedders import make_embedder
-
     root, index_dir = work / f"kb{n}", work / f"var{n}" / "index"
     walls, cpus, loads = [], [], []
     for run in range(3):
@@ -442,10 +456,16 @@ def bench_incremental(
     inc["cli_kb_stats_wall_s"] = round(wall, 2)
     out["incremental"] = inc
     print(json.dumps({"incremental": inc}), flush=True)
-    if not with_demo:
-        return
+
+
+def bench_demo(args: argparse.Namespace, out: dict[str, Any], work: Path) -> None:
+    """Full reindex of the demo KB (``--demo-lang``: only entries in that language)."""
+    from retrieval.embedders import make_embedder
+
     demo = load_knowledge(REPO / "knowledge" / "demo")
-    demo_emb = make_embedder("auto", None, sorted(demo.languages))
+    if args.demo_lang:
+        demo = KnowledgeBase(demo.root, [e for e in demo.entries if e.lang == args.demo_lang])
+    demo_emb = make_embedder(args.backend, None, sorted(demo.languages))
     demo_emb.embed(["warm up"], kind="query")
     t = time.perf_counter()
     rep = reindex(demo, work / "demo" / "index", demo_emb, full=True, **OPTS)
@@ -456,6 +476,9 @@ def bench_incremental(
         "rows": rep.rows,
         "seconds": round(s, 2),
         "entries_per_s": round(rep.entries / s, 1),
+        "languages": sorted(demo.languages),
+        "load_avg": round(os.getloadavg()[0], 1),
+        "rss_mb": _rss_mb(),
     }
     print(json.dumps({"demo_full_reindex": out["demo_full_reindex"]}), flush=True)
 
@@ -549,6 +572,8 @@ def main() -> None:
         "--stand-in", action="store_true", help="passages get random vectors (see StandInEmbedder)"
     )
     parser.add_argument("--skip-demo", action="store_true", help="no demo KB full reindex")
+    parser.add_argument("--backend", default="auto", help="embedding backend (make_embedder)")
+    parser.add_argument("--demo-lang", default="", help="demo reindex: only this language")
     parser.add_argument("--hnsw-n", type=int, default=1_000_000)
     parser.add_argument("--hnsw-m", type=int, default=16)
     parser.add_argument("--hnsw-efc", type=int, default=40)
@@ -568,6 +593,8 @@ def main() -> None:
             bench_e2e(args, out, work)
         elif "reindex" in parts:
             bench_reindex_only(args, out, work)
+        elif "demo" in parts:
+            bench_demo(args, out, work)
         if "hnsw" in parts:
             bench_hnsw(args, out)
     out["load_avg_end"] = os.getloadavg()[0]

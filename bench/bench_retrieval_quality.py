@@ -7,6 +7,7 @@ vectors are memoised per embedder (fusion does not change them), so each fusion 
 only the search itself.
 
     nice -n 10 .venv/bin/python bench/bench_retrieval_quality.py [--quick]
+    nice -n 10 .venv/bin/python bench/bench_retrieval_quality.py --embedders minilm,mpnet
 
 Data: ``$KLARTEXT_SHARED_DATA`` or ``../shared/data`` (``stackfaq``, ``covid_faq_de``).
 Splits: StackFAQ queries are split by row parity into dev (odd rows) and held-out (even
@@ -23,7 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from stackfaq_to_csv import convert, shared_data_dir  # noqa: E402
 from knowledge.loaders import load_path  # noqa: E402
 from retrieval.embedders import E5Embedder, SentenceTransformerEmbedder, UseEmbedder  # noqa: E402
 from retrieval.evaluate import LabelledQuery, QueryResult, read_queries, score_results  # noqa: E402
+from retrieval.mpnet import MpnetEmbedder  # noqa: E402
 from retrieval.reindex import reindex  # noqa: E402
 from retrieval.search import HybridRetriever, load_retriever  # noqa: E402
 from retrieval.types import Embedder, Vectors  # noqa: E402
@@ -69,6 +71,14 @@ CROSS_LANG = [
     ("Welche persönlichen Daten speichert ihr?", "en-priv-01"),
     ("Gebt ihr meine Daten an Dritte weiter?", "en-priv-02"),
 ]
+
+
+FACTORIES: dict[str, Callable[[], Embedder]] = {
+    "minilm": SentenceTransformerEmbedder,
+    "e5": E5Embedder,
+    "mpnet": MpnetEmbedder,
+    "use": UseEmbedder,
+}
 
 
 class _MemoEmbedder:
@@ -168,15 +178,23 @@ def _cross_lang(embedder: Embedder, tmp: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="MiniLM and e5 only (no USE).")
+    parser.add_argument(
+        "--quick", action="store_true", help="MiniLM and e5 only (no mpnet, no USE)."
+    )
+    parser.add_argument(
+        "--embedders",
+        default="",
+        help=f"comma-separated subset of {','.join(FACTORIES)} (default: all; overrides --quick)",
+    )
     args = parser.parse_args()
     data = shared_data_dir()
-    embedders: dict[str, Embedder] = {
-        "minilm": _MemoEmbedder(SentenceTransformerEmbedder()),
-        "e5": _MemoEmbedder(E5Embedder()),
-    }
-    if not args.quick:
-        embedders["use"] = _MemoEmbedder(UseEmbedder())
+    names = [n for n in args.embedders.split(",") if n] or (
+        ["minilm", "e5"] if args.quick else list(FACTORIES)
+    )
+    unknown = sorted(set(names) - set(FACTORIES))
+    if unknown:
+        parser.error(f"unknown embedders {unknown}; choose from {list(FACTORIES)}")
+    embedders: dict[str, Embedder] = {n: _MemoEmbedder(FACTORIES[n]()) for n in names}
     out: dict[str, Any] = {"stackfaq": {}, "covid_faq_de": {}, "cross_lang_de_en": {}}
     with tempfile.TemporaryDirectory(prefix="klartext-bench-") as tmp_name:
         tmp = Path(tmp_name)

@@ -1,6 +1,7 @@
 """Fit the calibration of ``Hit.score`` (``retrieval.search.CALIBRATIONS``) on development data.
 
     nice -n 10 .venv/bin/python bench/calibrate_retrieval.py --backend e5 [--backend minilm]
+    nice -n 10 .venv/bin/python bench/calibrate_retrieval.py --backend mpnet [--english]
 
 Data (development only, never a test split):
 * the demo KB (``knowledge/demo``) with ``bench/data/retrieval_dev_demo.csv`` (paraphrases written
@@ -17,6 +18,12 @@ score estimates P(top hit correct). The COVID in-domain rows are reported but no
 with e5 its top-1 is right for only ~22 % of the dev queries and right and wrong top hits
 have the same cosine and coverage (means 0.893/0.46 vs 0.886/0.45), so they carry no signal
 and would only drag every score towards "never confident".
+
+English-only backends (``mpnet``, always; any backend with ``--english``) are fitted on English
+development data instead, the data they are meant for: the demo KB's English entries with the
+English demo queries, the StackFAQ development half (odd query rows, as in
+``bench_retrieval_quality.py``; the even rows stay held out) against the StackFAQ KB, and the
+cross-domain negatives between those two (demo → StackFAQ, StackFAQ → demo).
 Prints per-dataset rows and, on the last line, one JSON object with the fitted constants and
 the answer precision / recall at score 0.5 before and after.
 """
@@ -44,6 +51,8 @@ from knowledge.schema import KnowledgeBase  # noqa: E402
 from retrieval.calibration import Calibration, calibration_for  # noqa: E402
 from retrieval.reindex import reindex  # noqa: E402
 from retrieval.search import HybridRetriever  # noqa: E402
+
+ENGLISH_ONLY = ("mpnet",)  # backends always calibrated on the English data set
 
 
 def shared_data() -> Path:
@@ -82,6 +91,51 @@ def collect(
     return rows
 
 
+def english_kb(work: Path) -> KnowledgeBase:
+    """The demo KB's English entries."""
+    demo = load_knowledge(REPO / "knowledge" / "demo")
+    return KnowledgeBase(demo.root, [e for e in demo.entries if e.lang == "en"])
+
+
+def stackfaq(work: Path) -> tuple[KnowledgeBase, list[tuple[str, set[str], str | None]]]:
+    """The StackFAQ KB and its development queries (odd rows; the even rows are held out)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from stackfaq_to_csv import convert
+
+    faq, queries = convert(shared_data() / "stackfaq", work / "stackfaq")
+    (work / "stackfaq" / "kb").mkdir()
+    faq.rename(work / "stackfaq" / "kb" / "faq.en.csv")
+    return load_knowledge(work / "stackfaq" / "kb"), read_queries(queries, "en")[1::2]
+
+
+def english_rows(
+    embedder: Any, work: Path, backend: str
+) -> tuple[dict[str, list[tuple[float, float, int]]], tuple[str, ...]]:
+    """(cosine, coverage, label) rows of the English data set and the names fitted on."""
+    demo_q = [q for q in read_queries(REPO / "bench" / "data" / "retrieval_dev_demo.csv")
+              if q[2] == "en"]  # fmt: skip
+    stack_kb, stack_q = stackfaq(work / backend)
+    retrievers = {
+        "demo_en": _index(english_kb(work), work / backend / "demo_en", embedder),
+        "stackfaq": _index(stack_kb, work / backend / "stackfaq_index", embedder),
+    }
+    rows = {
+        "demo_en": collect(retrievers["demo_en"], demo_q, negative=False),
+        "stackfaq_dev": collect(retrievers["stackfaq"], stack_q, negative=False),
+        "stackfaq->demo_en": collect(retrievers["demo_en"], stack_q, negative=True),
+        "demo_en->stackfaq": collect(retrievers["stackfaq"], demo_q, negative=True),
+    }
+    return rows, tuple(rows)
+
+
+def _index(kb: KnowledgeBase, path: Path, embedder: Any) -> HybridRetriever:
+    t = time.perf_counter()
+    reindex(kb, path, embedder, hnsw_threshold=20_000, duplicate_threshold=0.92)
+    print(f"# indexed {path.name} with {embedder.name} in {time.perf_counter() - t:.0f} s",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return HybridRetriever(path, embedder)
+
+
 def report(rows: list[tuple[float, float, int]], cal: Calibration) -> dict[str, float]:
     answered = [(label) for cos, cov, label in rows if cal(cos, cov) >= 0.5]
     positives = sum(label for *_, label in rows)
@@ -105,12 +159,38 @@ def fit(rows: list[tuple[float, float, int]]) -> Calibration:
     return Calibration(round(-bias / w_cos, 3), round(w_cos, 2), round(w_cov, 2))
 
 
+def summary(
+    rows: dict[str, list[tuple[float, float, int]]],
+    fitted_on: tuple[str, ...],
+    name: str,
+    dump: str,
+    backend: str,
+) -> dict[str, Any]:
+    """Fit on ``fitted_on``; precision/recall at 0.5 per data set before and after."""
+    if dump:
+        Path(f"{dump}.{backend}.json").write_text(json.dumps(rows))
+    every = [r for key in fitted_on for r in rows[key]]
+    before, after = calibration_for(name), fit(every)
+    result = {
+        "fitted": {"cosine_mid": after.cosine_mid, "cosine_weight": after.cosine_weight,
+                   "coverage_weight": after.coverage_weight},
+        "fitted_on": list(fitted_on),
+        "before": {k: report(v, before) for k, v in rows.items()},
+        "after": {k: report(v, after) for k, v in rows.items()},
+    }  # fmt: skip
+    print(json.dumps({name: result}), flush=True)
+    return result
+
+
 def main() -> None:
     from retrieval.embedders import make_embedder
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", action="append", default=None)
     parser.add_argument("--dump", default="", help="write the (cosine, coverage, label) rows here")
+    parser.add_argument(
+        "--english", action="store_true", help="every backend on the English data set"
+    )
     args = parser.parse_args()
     demo_q = read_queries(REPO / "bench" / "data" / "retrieval_dev_demo.csv")
     covid_q = read_queries(shared_data() / "covid_faq_de" / "queries_dev.csv", "de")
@@ -120,32 +200,22 @@ def main() -> None:
         demo, covid = load_knowledge(REPO / "knowledge" / "demo"), covid_kb(work)
         for backend in args.backend or ["e5", "minilm"]:
             embedder = make_embedder(backend, None, ["en", "de"])
-            retrievers = {}
-            for name, kb in (("demo", demo), ("covid", covid)):
-                opts = {"hnsw_threshold": 20_000, "duplicate_threshold": 0.92}
-                t = time.perf_counter()
-                reindex(kb, work / backend / name, embedder, **opts)
-                retrievers[name] = HybridRetriever(work / backend / name, embedder)
-                print(f"# indexed {name} with {embedder.name} in {time.perf_counter() - t:.0f} s",
-                      file=sys.stderr, flush=True)  # fmt: skip
+            if args.english or backend in ENGLISH_ONLY:
+                rows, fitted_on = english_rows(embedder, work, backend)
+                out[embedder.name] = summary(rows, fitted_on, embedder.name, args.dump, backend)
+                continue
+            retrievers = {
+                name: _index(kb, work / backend / name, embedder)
+                for name, kb in (("demo", demo), ("covid", covid))
+            }
             rows = {
                 "demo": collect(retrievers["demo"], demo_q, negative=False),
                 "covid": collect(retrievers["covid"], covid_q, negative=False),
                 "covid->demo": collect(retrievers["demo"], covid_q, negative=True),
                 "demo->covid": collect(retrievers["covid"], demo_q, negative=True),
             }
-            if args.dump:
-                Path(f"{args.dump}.{backend}.json").write_text(json.dumps(rows))
             fitted_on = ("demo", "covid->demo", "demo->covid")
-            every = [r for name in fitted_on for r in rows[name]]
-            before, after = calibration_for(embedder.name), fit(every)
-            out[embedder.name] = {
-                "fitted": {"cosine_mid": after.cosine_mid, "cosine_weight": after.cosine_weight,
-                           "coverage_weight": after.coverage_weight},
-                "before": {k: report(v, before) for k, v in rows.items()},
-                "after": {k: report(v, after) for k, v in rows.items()},
-            }  # fmt: skip
-            print(json.dumps({embedder.name: out[embedder.name]}), flush=True)
+            out[embedder.name] = summary(rows, fitted_on, embedder.name, args.dump, backend)
     print(json.dumps(out))
 
 
