@@ -72,14 +72,17 @@ class HeadCalibration:
         return _sigmoid(self.z_weight * z + self.logp_weight * logp + self.bias)
 
 
-# Embedder name prefix (before ":") -> calibration. minilm and e5: fitted by
-# bench/calibrate_retrieval.py (see docs/benchmarks.md, Retrieval → Score calibration).
+# Embedder name prefix (before ":") -> calibration. minilm, mpnet and e5: fitted by
+# bench/calibrate_retrieval.py (see docs/benchmarks.md, Retrieval → Score calibration); mpnet
+# on the English development data (demo KB English part, StackFAQ dev half, cross-domain
+# negatives), as an English-only model.
 # use: not fitted (an estimate from its cosine range); other sentence-transformers models
 # get the MiniLM constants — check them with `klartext eval retrieval`.
 _MINILM = Calibration(cosine_mid=0.702, cosine_weight=16.4, coverage_weight=5.34)
 CALIBRATIONS: dict[str, Calibration] = {
     "minilm": _MINILM,
     "sentence-transformers": _MINILM,
+    "mpnet": Calibration(cosine_mid=0.509, cosine_weight=17.98, coverage_weight=3.05),
     "e5": Calibration(cosine_mid=0.892, cosine_weight=115.1, coverage_weight=4.44),
     "use": Calibration(cosine_mid=0.62, cosine_weight=16.0, coverage_weight=5.0),
 }
@@ -92,8 +95,16 @@ HEAD_CALIBRATIONS: dict[str, HeadCalibration] = {
 }
 # Weight of the head's log-probability in the fused ranking score, per family. e5: chosen on
 # the development paraphrases (bench/calibrate_head.py --rank-weight sweep, docs/benchmarks.md);
-# others: scaled by the spread of their fused scores (MiniLM's ~0.2 vs e5's ~0.05), not fitted.
-HEAD_RANK_WEIGHTS = {"e5": 0.04, "minilm": 0.08, "sentence-transformers": 0.08, "use": 0.08}
+# others: scaled by the spread of their fused scores (MiniLM's ~0.2 vs e5's ~0.05), not fitted
+# (mpnet's cosines spread like MiniLM's). Families without a head calibration or a verifier
+# (all but e5) score hits with the embedding calibration alone.
+HEAD_RANK_WEIGHTS = {
+    "e5": 0.04,
+    "minilm": 0.08,
+    "mpnet": 0.08,
+    "sentence-transformers": 0.08,
+    "use": 0.08,
+}
 
 
 def head_calibration_for(model: str) -> HeadCalibration | None:

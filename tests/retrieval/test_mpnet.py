@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retrieval.calibration import calibration_for, head_rank_weight_for
 from retrieval.embedders import BACKENDS, embedder_from_name, make_embedder
 from retrieval.errors import RetrievalError
 from retrieval.mpnet import MPNET_DIM, MpnetEmbedder
@@ -64,6 +65,12 @@ def test_packaged_model_embeds_paraphrases_close_and_unrelated_far(mpnet: MpnetE
     paraphrase = float(vectors[0] @ vectors[1])
     unrelated = float(vectors[0] @ vectors[2])
     assert paraphrase > 0.5 > unrelated + 0.2
+    # mpnet's own fitted calibration: confident on the paraphrase, not on the unrelated text
+    # (both share no query terms with the other text: coverage 0).
+    calibrate = calibration_for(mpnet.name)
+    assert calibrate is not calibration_for("minilm:all-MiniLM-L6-v2")
+    assert calibrate(paraphrase, 0.0) > 0.5 > calibrate(unrelated, 0.0)
+    assert head_rank_weight_for(mpnet.name) == head_rank_weight_for("minilm:x")
 
 
 def test_queries_on_onnx_match_torch_passages(mpnet: MpnetEmbedder) -> None:
