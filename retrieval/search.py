@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,9 @@ from retrieval.calibration import (
 from retrieval.snapshot import Snapshot, best_rows, load_snapshot
 from retrieval.types import Embedder, Hit, Vectors
 from retrieval.verifier import Verifier, verifier_for
+
+if TYPE_CHECKING:
+    from retrieval.ensemble import SecondOpinion
 
 log = logging.getLogger(__name__)
 Fusion = Literal["rrf", "weighted", "dense", "lexical"]
@@ -164,9 +167,11 @@ class HybridRetriever:
         follow_model: bool = False,
         use_head: bool = True,
         use_verifier: bool = False,
+        second_opinion: SecondOpinion | None = None,
         _snapshot: Snapshot | None = None,
     ) -> None:
         self.index_dir = index_dir
+        self.second_opinion = second_opinion  # opt-in, retrieval/ensemble.py
         self.fusion: Fusion = fusion
         self.weight = weight
         self.reranker = reranker
@@ -288,6 +293,8 @@ class HybridRetriever:
         # the verifier was fitted on the weighted fusion with the head's signals
         if self.use_verifier and mode == "weighted" and head_logp is not None:
             _verify(cands, state, query, lang)
+        elif self.second_opinion is not None and mode == "weighted" and head_logp is not None:
+            cands = self._second(cands, state, query, qvec, lang, head_logp)
         if self.reranker is not None:
             hits = [self._hit(snap, c, state) for c in cands[: max(k * 3, 20)]]
             hits = self.reranker.rerank(query, hits)
@@ -342,6 +349,48 @@ class HybridRetriever:
                 c.lexical_rank = rank if c.bm25 > 0 else 0
         return cands
 
+    def _second(
+        self,
+        cands: list[_Candidate],
+        state: _State,
+        query: str,
+        qvec: Vectors,
+        lang: str | None,
+        head_logp: Floats,
+    ) -> list[_Candidate]:
+        """Re-rank and re-score with the second encoder when the first one is unsure."""
+        from retrieval.ensemble import top_score
+
+        so, snap = self.second_opinion, state.snap
+        if so is None or lang not in so.languages or not cands:
+            return cands
+        first = self._prefer_lang(
+            cands, lang, lambda c: (snap.entries[c.entry].lang, _score(c, state))
+        )[:5]
+        same = [snap.entries[c.entry].lang == lang for c in first]
+        if not so.applies(lang, top_score([_score(c, state) for c in first], same)):
+            return cands
+        bm25, coverage = snap.lexical.score(query)
+        ents = np.array([c.entry for c in cands], dtype=np.int64)
+        head_weight = head_rank_weight_for(self.embedder.name)
+        signals = (bm25, coverage, head_logp)
+        r = so.rescore(self.index_dir, snap, query, qvec, ents, signals,
+                       weight=self._weight(), head_weight=head_weight)  # fmt: skip
+        known = {c.entry: c for c in cands}
+        new = np.array([e for e in r.entries.tolist() if e not in known], dtype=np.int64)
+        cos, row = best_rows(snap, new, qvec)
+        for e, c1, rw in zip(new.tolist(), cos.tolist(), row.tolist(), strict=True):
+            known[e] = _Candidate(e, c1, int(snap.row_phrase[rw]), float(bm25[e]),
+                                  float(coverage[e]), head_logp=float(head_logp[e]))  # fmt: skip
+        out = [known[e] for e in r.entries.tolist()]
+        for c, fused, score in zip(out, r.fused.tolist(), r.scores.tolist(), strict=True):
+            c.fused, c.score = fused, score
+        out.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
+        return out
+
+    def _weight(self) -> float:
+        return self.weight if self.weight is not None else fusion_weight_for(self.embedder.name)
+
     def _fuse(self, cands: list[_Candidate], mode: Fusion) -> None:
         weight = self.weight if self.weight is not None else fusion_weight_for(self.embedder.name)
         head_weight = head_rank_weight_for(self.embedder.name)
@@ -391,13 +440,15 @@ def load_retriever(
     reranker: Reranker | None = None,
     auto_reload_s: float | None = 2.0,
     use_verifier: bool = False,
+    second_opinion: SecondOpinion | None = None,
 ) -> HybridRetriever:
     """Open the served build in ``index_dir``. Without ``embedder``, the one recorded in the
     manifest is rebuilt (``retrieval.embedders.embedder_from_name``) and followed across
     reloads; with one, its name must match the manifest (``IndexModelMismatch`` otherwise).
     ``auto_reload_s``: how often searches look for a newly published build (None = never).
     ``use_verifier``: score hits with the answerability verifier (:mod:`retrieval.verifier`;
-    off by default — on the demo's user-style questions it did not beat the calibration)."""
+    off by default — on the demo's user-style questions it did not beat the calibration).
+    ``second_opinion``: a second encoder for unsure queries (:mod:`retrieval.ensemble`)."""
     snap = load_snapshot(index_dir)
     follow = embedder is None
     if embedder is None:
@@ -412,5 +463,6 @@ def load_retriever(
         auto_reload_s=auto_reload_s,
         follow_model=follow,
         use_verifier=use_verifier,
+        second_opinion=second_opinion,
         _snapshot=snap,
     )

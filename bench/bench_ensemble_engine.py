@@ -1,0 +1,122 @@
+"""The second opinion (``retrieval.ensemble``, all-mpnet-base-v2 for unsure English queries)
+through the real engine, on development data only (``tests/data/answers_demo.yaml`` is never
+read): ``bench/data/retrieval_dev_demo*.csv`` and 150 BANKING77 *train* questions as
+should-refuse cases (the sets of ``bench/calibrate_head.py``).
+
+    nice -n 10 .venv/bin/python bench/bench_ensemble_engine.py [--data-dir /tmp/h3s4/var]
+
+Builds (or reuses) the demo index and NLU in ``--data-dir`` (default settings, extractive
+mode), runs every case without and with ``SecondOpinion(MpnetEmbedder())`` set on the same
+retriever (alternating per case, so both see the same load), and prints per set
+correct_source / false answers, the cases whose outcome changed, the share of turns that
+consulted mpnet and the process CPU per turn of each pass. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import calibrate_head as ch
+
+
+def _cases() -> list[tuple[str, Any]]:
+    from bot.evaluate import AnswerCase
+
+    dev, hard, neg = ch._dev_queries()
+    out: list[tuple[str, Any]] = []
+    for tag, qs in (("dev", dev), ("dev_hard", hard), ("negative", neg)):
+        for text, expected, lang in qs:
+            if expected:
+                out.append((tag, AnswerCase(text, "answer", lang, tuple(sorted(expected)))))
+            else:
+                out.append((tag, AnswerCase(text, "refuse", lang)))
+    return out
+
+
+def _summary(rows: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for tag in ("dev", "dev_hard", "negative", "all"):
+        sel = [r for t, r in rows if tag in ("all", t)]
+        ans = [r for r in sel if r.expect == "answer"]
+        out[tag] = {
+            "n": len(sel),
+            "correct_source": round(sum(r.correct for r in ans) / max(1, len(ans)), 3),
+            "false_answer": round(sum(r.false_answer for r in sel) / max(1, len(sel)), 3),
+            "right": sum(r.correct for r in ans),
+            "false": sum(r.false_answer for r in sel),
+        }
+    return out
+
+
+async def _run(runtime: Any, second: Any, cases: list[tuple[str, Any]]) -> dict[str, Any]:
+    from bot.evaluate import run_case
+
+    retriever = runtime.retriever
+    res: dict[str, list[tuple[str, Any]]] = {"e5": [], "second": []}
+    cpu = {"e5": 0.0, "second": 0.0}
+    for i, (tag, case) in enumerate(cases):
+        order = [("e5", None), ("second", second)]
+        for name, so in order if i % 2 == 0 else order[::-1]:
+            retriever.second_opinion = so
+            t0 = time.process_time()
+            res[name].append((tag, await run_case(runtime.engine, case)))
+            cpu[name] += time.process_time() - t0
+    retriever.second_opinion = None
+    changed = [
+        f"{t:8} {a.q[:60]!r}: {a.mode} {list(a.sources[:1])} -> {b.mode} {list(b.sources[:1])}"
+        f" ({'right' if b.correct else 'FALSE' if b.false_answer else 'miss'})"
+        for (t, a), (_t, b) in zip(res["e5"], res["second"], strict=True)
+        if (a.mode, a.sources[:1]) != (b.mode, b.sources[:1])
+    ]
+    return {
+        "e5": _summary(res["e5"]),
+        "second": _summary(res["second"]),
+        "changed": changed,
+        "cpu_ms_per_turn": {k: round(1000 * v / len(cases), 2) for k, v in cpu.items()},
+    }
+
+
+def main() -> None:
+    from bot.config import Settings
+    from bot.runtime import build_runtime
+    from retrieval.ensemble import SecondOpinion
+    from retrieval.mpnet import MpnetEmbedder
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", type=Path, default=Path("/tmp/h3s4/var"))
+    args = ap.parse_args()
+    settings = Settings().model_copy(update={"data_dir": args.data_dir, "llm_provider": "none"})
+    runtime = build_runtime(settings, prepare=True)
+    second = SecondOpinion(MpnetEmbedder())
+    retriever = runtime.retriever
+    t0, c0 = time.time(), time.process_time()
+    second.row_vectors(retriever.index_dir, retriever._state.snap)
+    second.embedder.embed(["warm-up"], kind="query")
+    prep = {"wall_s": round(time.time() - t0, 1), "cpu_s": round(time.process_time() - c0, 1)}
+    print(f"# mpnet row vectors + warm-up: {prep}", file=sys.stderr, flush=True)
+    cases = _cases()
+    out = asyncio.run(_run(runtime, second, cases))
+    for line in out["changed"]:
+        print(line)
+    for name in ("e5", "second"):
+        for tag, val in out[name].items():
+            print(f"{name:6} {tag:8} {val}")
+    english = sum(1 for _t, c in cases if c.lang == "en")
+    out |= {"prepare": prep, "mpnet_runs": second.runs, "english_cases": english,
+            "cases": len(cases), "load": os.getloadavg()}  # fmt: skip
+    print(f"mpnet consulted for {second.runs} of {english} English turns; "
+          f"cpu/turn {out['cpu_ms_per_turn']}; load {os.getloadavg()}")  # fmt: skip
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

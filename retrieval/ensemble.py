@@ -1,0 +1,246 @@
+"""A second, stronger encoder consulted when the first one is unsure ("second opinion").
+
+e5 (the multilingual default) ranks the demo shop's English paraphrases well but its cosine
+separates right from wrong top hits poorly (AUC 0.72 on the English development queries, vs
+0.95 for all-mpnet-base-v2's cosine; docs/benchmarks.md, "Ensembles (session 4)"). mpnet costs
+~30–45 ms of CPU per query, three to four times e5, so it runs only for queries in
+:attr:`SecondOpinion.languages` whose calibrated top score lies in :attr:`SecondOpinion.band`
+(~30 % of English development queries at (0.2, 0.8)); confident answers and clear refusals keep
+e5's decision.
+
+When it runs, each candidate entry's cosine becomes the **row-level** ensemble
+``max over the entry's rows of (cos_e5 + β·cos_2) / (1 + β)`` (what one inner product over
+concatenated vectors ``[e5; mpnet]`` with query ``[e5(q); β·mpnet(q)]`` computes), the fused
+ranking score is recomputed with it, and the candidate's score comes from
+:class:`EnsembleCalibration` (``sigmoid(w_c·cos_ens + w_v·coverage + w_h·log P_head + b)``),
+fitted by ``bench/bench_ensemble.py`` on development data only.
+
+The second encoder's row vectors are computed once per build (bulk, all threads) and stored
+next to it as ``second-<family>.npy`` with the row texts' digest; vectors of texts an earlier
+build of this process already embedded are reused, so an incremental reindex embeds only new
+rows. Opt-in: ``HybridRetriever(..., second_opinion=SecondOpinion(...))``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from retrieval import store
+from retrieval.snapshot import Snapshot
+from retrieval.types import Embedder, Vectors
+
+log = logging.getLogger(__name__)
+EXTRA_ROWS = 20  # the second encoder's best rows whose entries join the candidates
+Floats = npt.NDArray[np.float64]
+Signal = npt.NDArray[np.floating[Any]]
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class EnsembleCalibration:
+    """``score = sigmoid(cosine_weight·cos_ens + coverage_weight·coverage +
+    logp_weight·log P_head + bias)``; ``bias`` is shifted so that 0.5 is the operating point
+    (English development queries: no more false answers than the e5 calibration)."""
+
+    cosine_weight: float
+    coverage_weight: float
+    logp_weight: float
+    bias: float
+
+    def __call__(self, cosine: Floats, coverage: Floats, logp: Floats) -> Floats:
+        z = (
+            self.cosine_weight * cosine
+            + self.coverage_weight * coverage
+            + self.logp_weight * logp
+            + self.bias
+        )
+        out: Floats = 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
+        return out
+
+
+# "<first family>+<second family>" -> constants (bench/bench_ensemble.py, β 1, band 0.2–0.8,
+# fitted on the English rows of bench/data/retrieval_dev_demo*.csv + 150 BANKING77 train
+# negatives; docs/benchmarks.md).
+ENSEMBLE_CALIBRATIONS: dict[str, EnsembleCalibration] = {
+    "e5+mpnet": EnsembleCalibration(
+        cosine_weight=18.9333, coverage_weight=2.4135, logp_weight=0.6501, bias=-14.3321
+    ),
+}
+
+
+def _digest(texts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+def row_texts(snap: Snapshot) -> list[str]:
+    """The text behind every vector row of ``snap`` (in row order)."""
+    return [
+        store.row_texts(snap.entries[int(e)])[int(p)]
+        for e, p in zip(snap.row_entry, snap.row_phrase, strict=True)
+    ]
+
+
+def top_score(scores: Sequence[float], same: Sequence[bool], threshold: float = 0.5) -> float:
+    """The score the engine decides on among the first hits (``scores`` in hit order): the
+    best same-language hit when it reaches ``threshold``, else the best hit overall."""
+    same_scores = [s for s, ok in zip(scores, same, strict=True) if ok]
+    if same_scores and max(same_scores) >= threshold:
+        return max(same_scores)
+    return max(scores, default=0.0)
+
+
+class SecondOpinion:
+    """Re-rank and re-score uncertain queries with a second encoder (see the module doc)."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        first_family: str = "e5",
+        beta: float = 1.0,
+        band: tuple[float, float] = (0.2, 0.8),
+        languages: Sequence[str] = ("en",),
+        calibration: EnsembleCalibration | None = None,
+    ) -> None:
+        key = f"{first_family}+{embedder.name.split(':', 1)[0]}"
+        cal = calibration or ENSEMBLE_CALIBRATIONS.get(key)
+        if cal is None:
+            raise ValueError(f"no ensemble calibration for {key!r}: fit one (bench_ensemble)")
+        self.embedder = embedder
+        self.beta = beta
+        self.band = band
+        self.languages = tuple(languages)
+        self.calibration = cal
+        self.first_family = first_family
+        self._lock = threading.Lock()
+        self._vectors: dict[str, Vectors] = {}  # build name -> row vectors
+        self._by_text: dict[str, npt.NDArray[np.float32]] = {}  # reuse across builds
+        self.runs = 0  # queries that consulted the second encoder (for benchmarks)
+
+    @property
+    def family(self) -> str:
+        return self.embedder.name.split(":", 1)[0]
+
+    def applies(self, lang: str | None, score: float) -> bool:
+        return lang in self.languages and self.band[0] <= score <= self.band[1]
+
+    def _file(self, index_dir: Path, snap: Snapshot) -> Path:
+        return store.builds_dir(index_dir) / snap.build / f"second-{self.family}.npy"
+
+    def row_vectors(self, index_dir: Path, snap: Snapshot) -> Vectors:
+        """The second encoder's vector of every row of ``snap`` (computed once per build)."""
+        got = self._vectors.get(snap.build)
+        if got is not None:
+            return got
+        with self._lock:
+            got = self._vectors.get(snap.build)
+            if got is None:
+                got = self._load_or_embed(index_dir, snap)
+                self._vectors = {snap.build: got}  # keep only the current build
+            return got
+
+    def _load_or_embed(self, index_dir: Path, snap: Snapshot) -> Vectors:
+        texts = row_texts(snap)
+        digest = _digest([self.embedder.name, *texts])
+        path = self._file(index_dir, snap)
+        stamp = path.with_suffix(".json")
+        try:
+            if stamp.read_text(encoding="utf-8").strip() == digest:
+                vectors: Vectors = np.load(path, allow_pickle=False)
+                if vectors.shape[0] == len(texts):
+                    self._remember(texts, vectors)
+                    return vectors
+        except (OSError, ValueError):
+            pass
+        missing = sorted({t for t in texts if t not in self._by_text})
+        if missing:
+            log.info("second opinion: embedding %d rows with %s", len(missing), self.embedder.name)
+            fresh = self.embedder.embed(missing, kind="passage")
+            self._by_text.update(zip(missing, fresh, strict=True))
+        vectors = np.ascontiguousarray(np.stack([self._by_text[t] for t in texts]), np.float32)
+        self._by_text = {t: self._by_text[t] for t in texts}  # forget rows no longer indexed
+        self._save(path, stamp, vectors, digest)
+        return vectors
+
+    def _remember(self, texts: list[str], vectors: Vectors) -> None:
+        self._by_text = dict(zip(texts, vectors, strict=True))
+
+    @staticmethod
+    def _save(path: Path, stamp: Path, vectors: Vectors, digest: str) -> None:
+        """Best effort (a read-only index only costs the embedding per start)."""
+        try:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with tmp.open("wb") as fh:
+                np.save(fh, vectors, allow_pickle=False)
+            os.replace(tmp, path)
+            stamp.write_text(digest, encoding="utf-8")
+        except OSError as exc:
+            log.warning("second opinion: cannot store %s (%s)", path, exc)
+
+    def ensemble_cosines(
+        self, snap: Snapshot, rows2: Vectors, entries: Ints, qvec: Vectors, qvec2: Vectors
+    ) -> Floats:
+        """Per entry of ``entries``: the best row's ``(cos_1 + β·cos_2) / (1 + β)``."""
+        starts, counts = snap.entry_row_ptr[entries], snap.entry_row_count[entries]
+        offsets = np.cumsum(counts) - counts
+        idx = np.arange(int(counts.sum())) - np.repeat(offsets, counts) + np.repeat(starts, counts)
+        rows = snap.entry_rows[idx]
+        sims = np.asarray(snap.vectors[rows], dtype=np.float64) @ qvec.astype(np.float64)
+        sims += self.beta * (rows2[rows].astype(np.float64) @ qvec2.astype(np.float64))
+        sims /= 1.0 + self.beta
+        out: Floats = np.maximum.reduceat(sims, offsets) if len(sims) else np.zeros(0)
+        return out
+
+    def rescore(
+        self,
+        index_dir: Path,
+        snap: Snapshot,
+        query: str,
+        qvec: Vectors,
+        entries: Ints,
+        signals: tuple[Signal, Signal, Signal],
+        *,
+        weight: float,
+        head_weight: float,
+    ) -> Rescored:
+        """Ensemble cosine, fused score and calibrated score of ``entries`` plus the entries of
+        the second encoder's ``EXTRA_ROWS`` best rows (appended). ``signals``: BM25, coverage
+        and head log P of *every* entry."""
+        bm25, coverage, logp = signals
+        qvec2 = self.embedder.embed([query], kind="query")[0]
+        rows2 = self.row_vectors(index_dir, snap)
+        self.runs += 1
+        sims2 = rows2 @ qvec2
+        n = min(EXTRA_ROWS, len(sims2))
+        best = np.argpartition(-sims2, n - 1)[:n] if n else np.zeros(0, np.int64)
+        values = np.concatenate([entries, snap.row_entry[best]]).astype(np.int64)
+        _, first = np.unique(values, return_index=True)
+        ents = values[np.sort(first)]
+        cos = self.ensemble_cosines(snap, rows2, ents, qvec, qvec2)
+        top = float(bm25.max()) if len(bm25) and bm25.max() > 0 else 1.0
+        lp = logp[ents].astype(np.float64)
+        fused = weight * cos + (1 - weight) * bm25[ents] / top + head_weight * lp
+        return Rescored(ents, fused, self.calibration(cos, coverage[ents].astype(np.float64), lp))
+
+
+@dataclass(frozen=True, slots=True)
+class Rescored:
+    """:meth:`SecondOpinion.rescore`'s result, aligned arrays."""
+
+    entries: Ints
+    fused: Floats
+    scores: Floats
