@@ -4,6 +4,7 @@ once per session into a temporary cache; queries on ONNX Runtime, passages on to
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def test_backend_setting_selects_mpnet() -> None:
 @pytest.fixture(scope="session")
 def mpnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MpnetEmbedder]:
     """The real model, extracted from the installed wheels into a temporary cache directory
-    (also where its ONNX graph is exported), with the query vectors computed once."""
+    (also where its ONNX graph is exported; removed afterwards)."""
     cache = tmp_path_factory.mktemp("mpnet-cache")
     previous = os.environ.get("KLARTEXT_CACHE_DIR")
     os.environ["KLARTEXT_CACHE_DIR"] = str(cache)
@@ -55,6 +56,7 @@ def mpnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MpnetEmbedder]:
             os.environ.pop("KLARTEXT_CACHE_DIR", None)
         else:
             os.environ["KLARTEXT_CACHE_DIR"] = previous
+        shutil.rmtree(cache, ignore_errors=True)  # ~0.9 GB: pytest keeps old temp dirs
 
 
 def test_packaged_model_embeds_paraphrases_close_and_unrelated_far(mpnet: MpnetEmbedder) -> None:
