@@ -103,6 +103,24 @@ async def _run(
     }
 
 
+async def _timed(runtime: Any, cases: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Wall and process-CPU milliseconds per turn (cold: every text is new to this process)."""
+    from bot.evaluate import run_case
+
+    wall, cpu = [], []
+    for _tag, case in cases:
+        t0, c0 = time.perf_counter(), time.process_time()
+        await run_case(runtime.engine, case)
+        wall.append(1000 * (time.perf_counter() - t0))
+        cpu.append(1000 * (time.process_time() - c0))
+    pct = {f"p{q}": q for q in (50, 90, 99)}
+    return {
+        "wall_ms": {k: round(float(np.percentile(wall, q)), 2) for k, q in pct.items()},
+        "cpu_ms": {k: round(float(np.percentile(cpu, q)), 2) for k, q in pct.items()},
+        "cpu_ms_mean": round(float(np.mean(cpu)), 2),
+    }
+
+
 def main() -> None:
     from bot.config import Settings
     from bot.runtime import build_runtime
@@ -112,6 +130,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", type=Path, default=Path("/tmp/h3s4/var"))
     ap.add_argument("--shifts", default="0", help="bias shifts to try, e.g. 0,0.5,1")
+    ap.add_argument(
+        "--only",
+        choices=("e5", "second"),
+        default=None,
+        help="timing: one cold pass in this process (run e5 and second alternately)",
+    )
     args = ap.parse_args()
     settings = Settings().model_copy(update={"data_dir": args.data_dir, "llm_provider": "none"})
     runtime = build_runtime(settings, prepare=True)
@@ -125,6 +149,12 @@ def main() -> None:
     cases = _cases()
     english = sum(1 for _t, c in cases if c.lang == "en")
     report: dict[str, Any] = {"prepare": prep, "english_cases": english, "cases": len(cases)}
+    if args.only is not None:
+        retriever.second_opinion = second if args.only == "second" else None
+        report |= {"only": args.only, **asyncio.run(_timed(runtime, cases)),
+                   "mpnet_runs": second.runs, "load": os.getloadavg()}  # fmt: skip
+        print(json.dumps(report))
+        return
     for shift in (float(x) for x in args.shifts.split(",")):
         runs = second.runs
         out = asyncio.run(_run(runtime, second, cases, shift))

@@ -16,9 +16,10 @@ ranking score is recomputed with it, and the candidate's score comes from
 fitted by ``bench/bench_ensemble.py`` on development data only.
 
 The second encoder's row vectors are computed once per build (bulk, all threads) and stored
-next to it as ``second-<family>.npy`` with the row texts' digest; vectors of texts an earlier
-build of this process already embedded are reused, so an incremental reindex embeds only new
-rows. Opt-in: ``HybridRetriever(..., second_opinion=SecondOpinion(...))``.
+next to it as ``second-<family>.npy`` with the row texts' digest; vectors of texts this process
+or another build of the index (the previous one survives a reindex) already embedded are
+reused, so an incremental reindex embeds only new rows.
+Opt-in: ``HybridRetriever(..., second_opinion=SecondOpinion(...))``.
 """
 
 from __future__ import annotations
@@ -170,6 +171,9 @@ class SecondOpinion:
             pass
         missing = sorted({t for t in texts if t not in self._by_text})
         if missing:
+            self._seed(index_dir, snap.build)
+            missing = [t for t in missing if t not in self._by_text]
+        if missing:
             log.info("second opinion: embedding %d rows with %s", len(missing), self.embedder.name)
             fresh = self.embedder.embed(missing, kind="passage")
             self._by_text.update(zip(missing, fresh, strict=True))
@@ -177,6 +181,27 @@ class SecondOpinion:
         self._by_text = {t: self._by_text[t] for t in texts}  # forget rows no longer indexed
         self._save(path, stamp, vectors, digest)
         return vectors
+
+    def _seed(self, index_dir: Path, current: str) -> None:
+        """Vectors stored with the index's other builds (the previous one survives a
+        reindex), so a new process embeds only the rows that changed."""
+        for build in sorted(store.builds_dir(index_dir).iterdir()):
+            path = build / f"second-{self.family}.npy"
+            if build.name == current or not path.is_file():
+                continue
+            try:
+                entries = {e.id: e for e in store.read_entries(build)}
+                rows = store.read_rows(build)
+                texts = [store.row_texts(entries[e])[p]
+                         for e, p in zip(rows.entry_ids, rows.phrase, strict=True)]  # fmt: skip
+                stamp = path.with_suffix(".json").read_text(encoding="utf-8").strip()
+                if stamp != _digest([self.embedder.name, *texts]):
+                    continue
+                vectors = np.load(path, allow_pickle=False)
+            except (OSError, ValueError, KeyError, IndexError):
+                continue
+            if vectors.shape[0] == len(texts):
+                self._by_text.update(zip(texts, vectors, strict=True))
 
     def _remember(self, texts: list[str], vectors: Vectors) -> None:
         self._by_text = dict(zip(texts, vectors, strict=True))

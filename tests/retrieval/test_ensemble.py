@@ -148,3 +148,17 @@ def test_a_damaged_or_foreign_vector_file_is_recomputed(tmp_path: Path) -> None:
     vectors = second.row_vectors(idx, HybridRetriever(idx, FakeEmbedder())._state.snap)
     assert vectors.shape == (len(row_texts(HybridRetriever(idx, FakeEmbedder())._state.snap)), 128)
     assert np.load(build / "second-second.npy").shape == vectors.shape
+
+
+def test_a_new_process_reuses_the_previous_builds_vectors(tmp_path: Path) -> None:
+    idx = _index(tmp_path)
+    first = SecondOpinion(SecondFake(), first_family="fake", calibration=CAL)
+    first.row_vectors(idx, HybridRetriever(idx, FakeEmbedder())._state.snap)
+    more = [*GIFT, faq("wrap", "Can you gift wrap my order?", line=30)]
+    reindex(kb_of(tmp_path, more), idx, FakeEmbedder(), **OPTS)  # type: ignore[arg-type]
+    fake = SecondFake()
+    later = SecondOpinion(fake, first_family="fake", calibration=CAL)  # after a restart
+    snap = HybridRetriever(idx, FakeEmbedder())._state.snap
+    vectors = later.row_vectors(idx, snap)
+    assert fake.texts == ["Can you gift wrap my order?"]
+    assert np.allclose(vectors, SecondFake().embed(row_texts(snap)), atol=1e-6)
