@@ -103,22 +103,30 @@ async def _run(
     }
 
 
-async def _timed(runtime: Any, cases: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Wall and process-CPU milliseconds per turn (cold: every text is new to this process)."""
+async def _timed(runtime: Any, second: Any, cases: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Wall and process-CPU milliseconds per turn (cold: every text is new to this process),
+    also split by whether the turn consulted the second encoder."""
     from bot.evaluate import run_case
 
-    wall, cpu = [], []
+    wall, cpu, used = [], [], []
     for _tag, case in cases:
+        runs = second.runs
         t0, c0 = time.perf_counter(), time.process_time()
         await run_case(runtime.engine, case)
         wall.append(1000 * (time.perf_counter() - t0))
         cpu.append(1000 * (time.process_time() - c0))
+        used.append(second.runs > runs)
     pct = {f"p{q}": q for q in (50, 90, 99)}
-    return {
+    out: dict[str, Any] = {
         "wall_ms": {k: round(float(np.percentile(wall, q)), 2) for k, q in pct.items()},
         "cpu_ms": {k: round(float(np.percentile(cpu, q)), 2) for k, q in pct.items()},
         "cpu_ms_mean": round(float(np.mean(cpu)), 2),
     }
+    for name, flag in (("with_mpnet", True), ("without_mpnet", False)):
+        sel = [c for c, u in zip(cpu, used, strict=True) if u == flag]
+        if sel:
+            out[f"cpu_ms_p50_{name}"] = round(float(np.median(sel)), 2)
+    return out
 
 
 def main() -> None:
@@ -151,7 +159,7 @@ def main() -> None:
     report: dict[str, Any] = {"prepare": prep, "english_cases": english, "cases": len(cases)}
     if args.only is not None:
         retriever.second_opinion = second if args.only == "second" else None
-        report |= {"only": args.only, **asyncio.run(_timed(runtime, cases)),
+        report |= {"only": args.only, **asyncio.run(_timed(runtime, second, cases)),
                    "mpnet_runs": second.runs, "load": os.getloadavg()}  # fmt: skip
         print(json.dumps(report))
         return
