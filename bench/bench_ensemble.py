@@ -47,7 +47,7 @@ from retrieval.lexical import LexicalIndex
 from retrieval.search import FUSION_WEIGHTS
 
 MPNET = Path("/tmp/mpnet_model/all-mpnet-base-v2")
-MODELS = ("e5", "mpnet", "use")
+MODELS = ("e5", "mpnet", "use", "minilm")
 SETS = ("dev", "dev_hard", "negative", "held_out")
 TOP_N = 5
 
@@ -60,9 +60,11 @@ def _embed(model: str, texts: list[str], kind: str, mpnet: Path) -> Any:
 
         st = SentenceTransformer(str(mpnet), device="cpu")
         return st.encode(texts, batch_size=32, normalize_embeddings=True).astype(np.float32)
-    from retrieval.embedders import E5Embedder, UseEmbedder
+    from retrieval.embedders import E5Embedder, UseEmbedder, make_embedder
 
-    emb = E5Embedder() if model == "e5" else UseEmbedder()
+    emb = {"e5": E5Embedder, "use": UseEmbedder}.get(
+        model, lambda: make_embedder(model, None, ["en"])
+    )()
     return np.vstack([emb.embed(texts[i : i + 256], kind=kind)
                       for i in range(0, len(texts), 256)])  # fmt: skip
 
@@ -138,7 +140,7 @@ def build(cache: Path, mpnet: Path, folds: int) -> tuple[list[dict[str, Any]], d
         qt = [q for q, _, _ in queries]
         qv = {m: cached(cache, tag, m, qt, "query", mpnet) for m in MODELS}
         cos = {m: _entry_max(qv[m] @ rows[m].T, setting.keep, starts) for m in MODELS}
-        sims = {m: qv[m] @ rows[m].T for m in ("e5", "mpnet", "use")}
+        sims = {m: qv[m] @ rows[m].T for m in MODELS}
         logp = np.stack([setting.head.log_probs(v)[setting.head_pos] for v in qv["e5"]])
         for i, (text, expected, lang) in enumerate(queries):
             bm, cov = setting.lexical.score(text)
@@ -165,9 +167,11 @@ def candidates(
     w: float,
     lam: float,
     pool: int = 20,
+    second: str = "mpnet",
 ) -> list[dict[str, Any]]:
     """Each query's ``pool`` best entries by the weighted fusion over the ensemble cosine
-    (``beta[lang][model]``: weight of that model's cosine next to e5's 1)."""
+    (``beta[lang][model]``: weight of that model's cosine next to e5's 1); feature column 3
+    is the ``second`` model's cosine for English queries."""
     out = []
     for q in qs:
         b = beta.get(q["lang"], {})
@@ -185,7 +189,7 @@ def candidates(
         en = float(q["lang"] == "en")
         feats = np.column_stack([
             q["cos"]["e5"][idx], q["cov"][idx], q["logp"][idx],
-            en * q["cos"]["mpnet"][idx], np.full(len(idx), en), q["cos"]["use"][idx], cos[idx],
+            en * q["cos"][second][idx], np.full(len(idx), en), q["cos"]["use"][idx], cos[idx],
         ])  # fmt: skip
         out.append({"set": q["set"], "fold": q["fold"], "answerable": q["answerable"],
                     "same": q["same"][idx], "label": q["label"][idx], "feats": feats,
@@ -399,7 +403,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--betas", default="1")
     ap.add_argument("--lam", type=float, default=HEAD_RANK_WEIGHTS["e5"])
-    ap.add_argument("--model", default="mpnet", choices=("mpnet", "use"))
+    ap.add_argument("--model", default="mpnet", choices=("mpnet", "use", "minilm"))
     ap.add_argument(
         "--bands", default="0,1;0.2,0.8", help="cascade: shipped-score bands lo,hi;lo,hi"
     )
@@ -414,7 +418,7 @@ def main() -> None:
         base = candidates(qs, meta["starts"], {}, FUSION_WEIGHTS["e5"], args.lam)
         for b in (float(x) for x in args.betas.split(",")):
             ens = candidates(qs, meta["starts"], {"en": {args.model: b}}, FUSION_WEIGHTS["e5"],
-                             args.lam)  # fmt: skip
+                             args.lam, second=args.model)  # fmt: skip
             for band in args.bands.split(";"):
                 lo, hi = (float(x) for x in band.split(","))
                 for fs in args.features.split(","):
@@ -426,7 +430,7 @@ def main() -> None:
         return
     for b in (float(x) for x in args.betas.split(",")):
         cs = candidates(qs, meta["starts"], {"en": {args.model: b}}, FUSION_WEIGHTS["e5"],
-                        args.lam)  # fmt: skip
+                        args.lam, second=args.model)  # fmt: skip
         tag = f"en rank e5+{b}*{args.model}"
         res = {"shipped": evaluate(cs, None)}
         print(_line(f"{tag} | shipped", res["shipped"]), flush=True)
