@@ -35,9 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import calibrate_head as ch
 
 
-def _cases() -> list[tuple[str, Any]]:
-    from bot.evaluate import AnswerCase
+def _cases(path: Path | None = None) -> list[tuple[str, Any]]:
+    from bot.evaluate import AnswerCase, load_cases
 
+    if path is not None:  # e.g. the lead's final run on a test file
+        return [("cases", c) for c in load_cases(path)]
     dev, hard, neg = ch._dev_queries()
     out: list[tuple[str, Any]] = []
     for tag, qs in (("dev", dev), ("dev_hard", hard), ("negative", neg)):
@@ -51,8 +53,10 @@ def _cases() -> list[tuple[str, Any]]:
 
 def _summary(rows: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for tag in ("dev", "dev_hard", "negative", "all"):
+    for tag in ("dev", "dev_hard", "negative", "cases", "all"):
         sel = [r for t, r in rows if tag in ("all", t)]
+        if not sel:
+            continue
         ans = [r for r in sel if r.expect == "answer"]
         out[tag] = {
             "n": len(sel),
@@ -138,6 +142,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", type=Path, default=Path("/tmp/h3s4/var"))
     ap.add_argument("--shifts", default="0", help="bias shifts to try, e.g. 0,0.5,1")
+    ap.add_argument("--cases", type=Path, default=None, help="a cases YAML instead of dev data")
     ap.add_argument(
         "--only",
         choices=("e5", "second"),
@@ -154,7 +159,7 @@ def main() -> None:
     second.embedder.embed(["warm-up"], kind="query")
     prep = {"wall_s": round(time.time() - t0, 1), "cpu_s": round(time.process_time() - c0, 1)}
     print(f"# mpnet row vectors + warm-up: {prep}", file=sys.stderr, flush=True)
-    cases = _cases()
+    cases = _cases(args.cases)
     english = sum(1 for _t, c in cases if c.lang == "en")
     report: dict[str, Any] = {"prepare": prep, "english_cases": english, "cases": len(cases)}
     if args.only is not None:
