@@ -362,7 +362,8 @@ class HybridRetriever:
         from retrieval.ensemble import top_score
 
         so, snap = self.second_opinion, state.snap
-        if so is None or lang not in so.languages or not cands:
+        family = state.embedder.name.split(":", 1)[0]  # constants are per encoder pair
+        if so is None or lang not in so.languages or not cands or family != so.first_family:
             return cands
         first = self._prefer_lang(
             cands, lang, lambda c: (snap.entries[c.entry].lang, _score(c, state))
@@ -392,7 +393,7 @@ class HybridRetriever:
         return self.weight if self.weight is not None else fusion_weight_for(self.embedder.name)
 
     def _fuse(self, cands: list[_Candidate], mode: Fusion) -> None:
-        weight = self.weight if self.weight is not None else fusion_weight_for(self.embedder.name)
+        weight = self._weight()
         head_weight = head_rank_weight_for(self.embedder.name)
         top_bm25 = max((c.bm25 for c in cands), default=0.0) or 1.0
         for c in cands:

@@ -108,7 +108,9 @@ def test_second_opinion_reranks_and_rescores_uncertain_queries(tmp_path: Path) -
 def test_not_consulted_for_other_languages_or_outside_the_band(tmp_path: Path) -> None:
     idx = _index(tmp_path)
     plain = HybridRetriever(idx, FakeEmbedder())
-    for second, lang in ((_second(), "de"), (_second(), None), (_second((1.5, 2.0)), "en")):
+    other = SecondOpinion(SecondFake(), first_family="e5", calibration=CAL)  # another pair
+    cases = ((_second(), "de"), (_second(), None), (_second((1.5, 2.0)), "en"), (other, "en"))
+    for second, lang in cases:
         retr = HybridRetriever(idx, FakeEmbedder(), second_opinion=second)
         for q in (QUERY, "Wann kommt mein Paket?", "How do I redeem a voucher?"):
             got = [(h.entry.id, h.score) for h in retr.search(q, k=3, lang=lang)]
