@@ -26,7 +26,7 @@ from bot.nlu.finetune import ENCODER_DIR, FinetuneConfig
 from bot.nlu.pipeline import MANIFEST, read_manifest
 from retrieval.types import Embedder, Vectors
 
-NLU_FORMAT = 2  # 2: kNN + margin out-of-scope rule
+NLU_FORMAT = 3  # 2: kNN + margin out-of-scope rule; 3: kNN standardised per intent
 Progress = Callable[[str], None]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from nlu_fakes import REF_DATE, FakeEmbedder, toy_examples
 from bot.errors import NLUError
 from bot.nlu.classifier import ClassifierConfig, IntentClassifier, train_classifier
 from bot.nlu.entities import ProductName
+from bot.nlu.oos import LEGACY_SIGNALS, SIGNALS
 from bot.nlu.pipeline import NLU, load_nlu
 from bot.nlu.training import train_nlu
 from bot.nlu.types import IntentParser
@@ -114,6 +117,38 @@ def test_to_disk_from_disk_round_trip(trained: tuple[Path, FakeEmbedder], tmp_pa
     vecs = emb.embed(texts)
     np.testing.assert_allclose(clf_a.predict_proba(texts, vecs), clf_b.predict_proba(texts, vecs))
     assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.joblib"))
+
+
+def test_rule_uses_per_intent_knn_and_format_2_models_still_load(
+    trained: tuple[Path, FakeEmbedder], tmp_path: Path
+) -> None:
+    out, emb = trained
+    src = out / "en" / "klartext_intent"
+    clf = IntentClassifier.from_dir(src)
+    assert clf.rule is not None and clf.rule.names == SIGNALS
+    assert clf.examples is not None and clf.examples.loo is not None
+    np.testing.assert_allclose(clf.examples.loo, np.load(src / "example_loo.npy"))
+    # a model saved before format 3: rule over the raw 3-NN cosine, no per-intent statistics
+    legacy = tmp_path / "legacy"
+    shutil.copytree(src, legacy)
+    (legacy / "example_loo.npy").unlink()
+    meta = json.loads((legacy / "classifier.json").read_text())
+    spec = meta["oos_rule"]
+    del spec["signals"]
+    spec["k"] = 3
+    spec["means"]["knn"], spec["stds"]["knn"] = 0.5, 0.2
+    (legacy / "classifier.json").write_text(json.dumps(meta))
+    old = IntentClassifier.from_dir(legacy)
+    assert old.rule is not None and old.rule.names == LEGACY_SIGNALS
+    texts = ["where is my order", "hallo", *NONSENSE]
+    vecs = emb.embed(texts)
+    proba = old.predict_proba(texts, vecs)
+    sig = old.oos_signals(proba, vecs)
+    assert old.examples is not None and set(sig) == set(LEGACY_SIGNALS)
+    np.testing.assert_allclose(
+        sig["knn"], old.examples.knn_similarity(vecs, proba.argmax(axis=1), 3), rtol=1e-6
+    )
+    assert old.out_of_scope(proba, vecs).shape == (len(texts),)
 
 
 def test_wrong_embedder_is_refused(trained: tuple[Path, FakeEmbedder]) -> None:
