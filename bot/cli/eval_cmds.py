@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 console = Console()
 err_console = Console(stderr=True)
 _FUSIONS = ("rrf", "weighted", "dense", "lexical")
-_BACKENDS = ("auto", "minilm", "e5", "use", "sentence-transformers")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -73,15 +72,15 @@ def retrieval(
     ] = False,
 ) -> None:
     """Evaluate retrieval on a labelled query set, using a temporary index."""
-    from retrieval.embedders import make_embedder
+    from retrieval.embedders import BACKENDS, make_embedder
     from retrieval.evaluate import evaluate_retrieval
 
     settings = get_settings()
     if fusion is not None and fusion not in _FUSIONS:
         raise _fail(f"--fusion must be one of {', '.join(_FUSIONS)}")
     chosen = backend or settings.embedding_backend
-    if chosen not in _BACKENDS:
-        raise _fail(f"--backend must be one of {', '.join(_BACKENDS)}")
+    if chosen not in BACKENDS:
+        raise _fail(f"--backend must be one of {', '.join(BACKENDS)}")
 
     def factory(loaded: KnowledgeBase) -> Embedder:
         return make_embedder(chosen, model or settings.embedding_model, loaded.languages)

@@ -90,6 +90,17 @@ def test_json_last_line_has_exact_keys(
     assert fake_embedder == [("e5", {"en"})]
 
 
+@pytest.mark.parametrize("backend", retrieval.embedders.BACKENDS)
+def test_every_embedding_backend_is_accepted(
+    files: tuple[Path, Path], fake_embedder: list[tuple[str, set[str]]], backend: str
+) -> None:
+    faq, queries = files
+    args = ["eval", "retrieval", "--kb", str(faq), "--queries", str(queries), "--json"]
+    result = runner.invoke(app, [*args, "--backend", backend])
+    assert result.exit_code == 0, result.output
+    assert fake_embedder == [(backend, {"en"})]
+
+
 def test_table_output_and_misses(
     files: tuple[Path, Path], fake_embedder: list[tuple[str, set[str]]]
 ) -> None:
