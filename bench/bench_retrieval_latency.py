@@ -15,6 +15,10 @@
 * ``demo``: only the demo KB's full reindex (``--demo-lang en``: its English entries only).
 * ``--backend`` (default ``auto``, as the bot picks for English) chooses the embedding backend
   of every part (``mpnet``, ``minilm``, ...); the demo reindex keeps ``auto`` unless given.
+* ``--second-opinion LO,HI`` or ``margin=M`` (e2e): English queries, mpnet consulted when the
+  first encoder's calibrated top score is in [LO, HI] (``0,1``: always) or its fused top-1 −
+  top-2 gap is below M; mpnet row vectors are stand-ins; reports the consulted share
+  (``retrieval/ensemble.py``).
 * ``hnsw``: FAISS HNSW alone on 1M 384-d clustered random unit vectors (a low-rank manifold per
   cluster, like real embeddings): build time, single-query p50/p99 and recall@10 vs exact search.
 
@@ -289,14 +293,18 @@ class _LastVector:
         return self.vector
 
 
-def latency(retriever: HybridRetriever, n_entries: int, n_queries: int) -> dict[str, float]:
+def latency(
+    retriever: HybridRetriever, n_entries: int, n_queries: int, lang: str | None = None
+) -> dict[str, float]:
     rng = random.Random(1)
     picks = [rng.randrange(n_entries) for _ in range(n_queries)]
     last = _LastVector(retriever.embedder)
     search_only = HybridRetriever(retriever.index_dir, last)
     for i in picks[:10]:
-        retriever.search(query_for(i), k=5)
+        retriever.search(query_for(i), k=5, lang=lang)
         search_only.search(query_for(i), k=5)
+    if retriever.second_opinion is not None:
+        retriever.second_opinion.runs = 0  # count the measured queries only
     total, cpu, embed_only, correct = [], [], [], 0
     search_wall, search_cpu = [], []
     for i in picks:
@@ -309,7 +317,7 @@ def latency(retriever: HybridRetriever, n_entries: int, n_queries: int) -> dict[
         search_cpu.append(time.thread_time() - c)
         search_wall.append(time.perf_counter() - t)
         t, c = time.perf_counter(), time.process_time()
-        hits = retriever.search(q, k=5)
+        hits = retriever.search(q, k=5, lang=lang)
         cpu.append(time.process_time() - c)
         total.append(time.perf_counter() - t)
         correct += bool(hits) and hits[0].entry_id == f"s{i:06d}"
@@ -325,6 +333,25 @@ def latency(retriever: HybridRetriever, n_entries: int, n_queries: int) -> dict[
         "hit@1": round(correct / len(picks), 3),
         "load_avg": round(os.getloadavg()[0], 1),
     }
+
+
+def second_opinion(args: argparse.Namespace, first_model: str) -> Any:
+    """``--second-opinion LO,HI``: mpnet consulted (queries in English) when the first
+    encoder's calibrated top score is in [LO, HI]; ``--second-opinion margin=M``: when its fused
+    top-1 − top-2 gap is below M. The row vectors are stand-ins (the cost of the rescoring does
+    not depend on what they mean; ``hit@1`` is then not meaningful)."""
+    from retrieval.ensemble import ENSEMBLE_CALIBRATIONS, SecondOpinion
+    from retrieval.mpnet import MpnetEmbedder
+
+    spec: str = args.second_opinion
+    margin = float(spec.split("=", 1)[1]) if spec.startswith("margin=") else None
+    lo, hi = (0.0, 1.0) if margin is not None else (float(x) for x in spec.split(","))
+    family = first_model.split(":", 1)[0]
+    cal = ENSEMBLE_CALIBRATIONS.get(f"{family}+mpnet", ENSEMBLE_CALIBRATIONS["e5+mpnet"])
+    mpnet = MpnetEmbedder()
+    mpnet.embed(["warm up"], kind="query")
+    return SecondOpinion(StandInEmbedder(mpnet), first_family=family, band=(lo, hi),
+                         margin=margin, beta=args.so_beta, calibration=cal)  # fmt: skip
 
 
 OPTS: dict[str, Any] = {"hnsw_threshold": 20_000, "duplicate_threshold": 0.92}
@@ -359,6 +386,8 @@ def bench_e2e(args: argparse.Namespace, out: dict[str, Any], work: Path) -> None
         if n <= args.real_max:
             real_build = report.build
         retriever = HybridRetriever(index_dir, embedder)
+        if args.second_opinion:
+            retriever.second_opinion = second_opinion(args, embedder.name)
         res: dict[str, Any] = {
             "build_s": round(build_s, 1),
             "rows": report.rows,
@@ -366,7 +395,9 @@ def bench_e2e(args: argparse.Namespace, out: dict[str, Any], work: Path) -> None
         }
         if n <= args.real_max and not args.stand_in:
             res["full_reindex_entries_per_s"] = round(n / build_s, 1)
-        res.update(latency(retriever, n, args.queries))
+        res.update(latency(retriever, n, args.queries, "en" if args.second_opinion else None))
+        if retriever.second_opinion is not None:
+            res["second_opinion_share"] = round(retriever.second_opinion.runs / args.queries, 3)
         res["rss_mb"] = _rss_mb()
         if args.stand_in or n > args.real_max:
             res["hit@1"] = None  # passages not embedded by the real model
@@ -574,6 +605,10 @@ def main() -> None:
     parser.add_argument("--skip-demo", action="store_true", help="no demo KB full reindex")
     parser.add_argument("--backend", default="auto", help="embedding backend (make_embedder)")
     parser.add_argument("--demo-lang", default="", help="demo reindex: only this language")
+    parser.add_argument(
+        "--second-opinion", default="", help="e2e: mpnet second opinion, LO,HI or margin=M"
+    )
+    parser.add_argument("--so-beta", type=float, default=1.0, help="the second opinion's beta")
     parser.add_argument("--hnsw-n", type=int, default=1_000_000)
     parser.add_argument("--hnsw-m", type=int, default=16)
     parser.add_argument("--hnsw-efc", type=int, default=40)

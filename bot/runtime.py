@@ -143,8 +143,16 @@ def _load_retriever(settings: Settings, allow_missing: bool) -> tuple[Retriever,
     # One embedding per message: the NLU gets the same cached embedder when it was trained
     # with that model (see _load_nlu). A reindex with another model needs a restart.
     embedder = CachingEmbedder(embedder_from_name(manifest.model))
+    second = None
+    if settings.second_opinion:  # the one place the opt-in second encoder is built
+        from retrieval.ensemble import second_opinion_for
+
+        second = second_opinion_for(manifest.model)
     retriever = load_retriever(
-        settings.index_dir, embedder=embedder, use_verifier=settings.answer_verifier
+        settings.index_dir,
+        embedder=embedder,
+        use_verifier=settings.answer_verifier,
+        second_opinion=second,
     )
     return retriever, True
 

