@@ -357,8 +357,9 @@ def consult(
 ) -> list[_Candidate]:
     """``HybridRetriever.search``'s second-opinion step (weighted fusion, ``cands`` in fused
     order): re-rank and re-score with ``retriever.second_opinion`` when it applies to the
-    first encoder's family and language and the first top score is unsure. Without an entry
-    head (e.g. one phrasing per entry) its log P counts as 0."""
+    first encoder's family and language and the first encoder is unsure. Without an entry
+    head (e.g. one phrasing per entry) its log P counts as 0 — only for pairs whose constants
+    do not use it (or that keep the first encoder's scores)."""
     from retrieval.calibration import head_rank_weight_for
     from retrieval.search import _Candidate, _score
     from retrieval.snapshot import best_rows
@@ -367,6 +368,8 @@ def consult(
     family = state.embedder.name.split(":", 1)[0]  # constants are per encoder pair
     if so is None or lang not in so.languages or not cands or family != so.first_family:
         return cands
+    if head_logp is None and so.calibration is not None and so.calibration.logp_weight:
+        return cands  # constants fitted with the head's log P: no head, no second opinion
     first = retriever._prefer_lang(
         cands, lang, lambda c: (snap.entries[c.entry].lang, _score(c, state))
     )[:5]

@@ -190,3 +190,14 @@ def test_keep_first_scores_reranks_but_scores_with_the_first_calibration(tmp_pat
         h.entry.id for h in plain.search(QUERY, lang="en")
     ]
     assert never.runs == 0
+
+
+def test_without_head_only_pairs_that_ignore_log_p_are_consulted(tmp_path: Path) -> None:
+    idx = _index(tmp_path)
+    with_logp = EnsembleCalibration(10.0, 0.0, 0.5, -5.0)
+    uses = SecondOpinion(SecondFake(), first_family="fake", calibration=with_logp, band=(0, 1))
+    ignores = _second()  # CAL: log P weight 0
+    for second in (uses, ignores):
+        retr = HybridRetriever(idx, FakeEmbedder(), use_head=False, second_opinion=second)
+        retr.search(QUERY, lang="en")
+    assert uses.runs == 0 and ignores.runs == 1
