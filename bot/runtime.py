@@ -154,6 +154,10 @@ def _load_retriever(settings: Settings, allow_missing: bool) -> tuple[Retriever,
         use_verifier=settings.answer_verifier,
         second_opinion=second,
     )
+    if second is not None:
+        from retrieval.ensemble import warm_up
+
+        warm_up(retriever)  # mpnet's row vectors now, not on the first unsure question
     return retriever, True
 
 

@@ -143,6 +143,16 @@ def second_opinion_for(first_model: str) -> SecondOpinion | None:
                          keep_first_scores=opts.calibration is None)  # fmt: skip
 
 
+def warm_up(retriever: HybridRetriever) -> None:
+    """Load the second encoder and embed (or load) the served build's row vectors now, so that
+    the first unsure query does not wait for them (the demo KB: ~2 min of CPU the first time,
+    then read from ``second-<family>.npy``)."""
+    so = retriever.second_opinion
+    if so is not None:
+        so.embedder.embed(["warm-up"], kind="query")
+        so.row_vectors(retriever.index_dir, retriever._state.snap)
+
+
 def _digest(texts: Sequence[str]) -> str:
     h = hashlib.sha256()
     for t in texts:

@@ -18,6 +18,7 @@ import retrieval.mpnet_package
 from bot.config import Settings
 from bot.runtime import _load_retriever
 from knowledge.loaders import load_knowledge
+from retrieval import store
 from retrieval.ensemble import EnsembleCalibration, SecondOpinion, second_opinion_for
 from retrieval.mpnet_package import MpnetPackageMissing
 from retrieval.reindex import reindex
@@ -44,7 +45,7 @@ class WordHash:
 
     def __init__(self, name: str, dim: int = 64) -> None:
         self._name, self._dim = name, dim
-        self.queries = 0
+        self.queries = self.passages = 0
 
     @property
     def name(self) -> str:
@@ -56,6 +57,7 @@ class WordHash:
 
     def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
         self.queries += kind == "query"
+        self.passages += 0 if kind == "query" else len(texts)
         out = np.full((len(texts), self._dim), 1e-3, dtype=np.float32)
         for i, text in enumerate(texts):
             for word in text.lower().split():
@@ -94,10 +96,12 @@ def test_setting_reaches_the_retriever_and_is_consulted(
     so = retriever.second_opinion
     assert isinstance(so, SecondOpinion)
     assert so.embedder is second and so.first_family == "fake" and so.calibration == CAL
+    build = store.current_build(Settings(data_dir=data_dir).index_dir)
+    assert (build / "second-mpnet.npy").is_file() and second.passages == 3  # warmed at load
     so.band = (0.0, 1.0)  # consult on every English query
     hits = retriever.search("how long does delivery take", k=3, lang="en")
     assert hits[0].entry_id == "ship"
-    assert so.runs == 1 and second.queries == 1
+    assert so.runs == 1 and second.queries == 2  # the warm-up's and this one
     one, zero = np.array([1.0]), np.array([0.0])  # identical words: both cosines are 1
     assert hits[0].score == pytest.approx(float(CAL(one, zero, zero)[0]), abs=1e-4)
     retriever.search("how long does delivery take", k=3, lang="de")  # not English: not asked
