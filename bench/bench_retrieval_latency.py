@@ -340,18 +340,25 @@ def second_opinion(args: argparse.Namespace, first_model: str) -> Any:
     encoder's calibrated top score is in [LO, HI]; ``--second-opinion margin=M``: when its fused
     top-1 − top-2 gap is below M. The row vectors are stand-ins (the cost of the rescoring does
     not depend on what they mean; ``hit@1`` is then not meaningful)."""
-    from retrieval.ensemble import ENSEMBLE_CALIBRATIONS, SecondOpinion
+    from retrieval.ensemble import ENSEMBLE_CALIBRATIONS, PAIRS, SecondOpinion
     from retrieval.mpnet import MpnetEmbedder
 
     spec: str = args.second_opinion
     margin = float(spec.split("=", 1)[1]) if spec.startswith("margin=") else None
     lo, hi = (0.0, 1.0) if margin is not None else (float(x) for x in spec.split(","))
     family = first_model.split(":", 1)[0]
-    cal = ENSEMBLE_CALIBRATIONS.get(f"{family}+mpnet", ENSEMBLE_CALIBRATIONS["e5+mpnet"])
+    pair = PAIRS.get(f"{family}+mpnet")
+    keep = pair is not None and pair.calibration is None  # MiniLM: its own scores decide
+    cal = (
+        None
+        if keep
+        else ENSEMBLE_CALIBRATIONS.get(f"{family}+mpnet", PAIRS["e5+mpnet"].calibration)
+    )
     mpnet = MpnetEmbedder()
     mpnet.embed(["warm up"], kind="query")
     return SecondOpinion(StandInEmbedder(mpnet), first_family=family, band=(lo, hi),
-                         margin=margin, beta=args.so_beta, calibration=cal)  # fmt: skip
+                         margin=margin, beta=args.so_beta, calibration=cal,
+                         keep_first_scores=keep)  # fmt: skip
 
 
 OPTS: dict[str, Any] = {"hnsw_threshold": 20_000, "duplicate_threshold": 0.92}
