@@ -39,7 +39,7 @@ from stackfaq_to_csv import convert, shared_data_dir  # noqa: E402
 
 from knowledge.loaders import load_path  # noqa: E402
 from retrieval.embedders import SentenceTransformerEmbedder  # noqa: E402
-from retrieval.ensemble import ENSEMBLE_CALIBRATIONS, SecondOpinion, top_score  # noqa: E402
+from retrieval.ensemble import SecondOpinion, top_score  # noqa: E402
 from retrieval.evaluate import LabelledQuery, read_queries  # noqa: E402
 from retrieval.mpnet import MpnetEmbedder  # noqa: E402
 from retrieval.reindex import reindex  # noqa: E402
@@ -201,10 +201,9 @@ def main() -> None:
     minilm.save()
     a = ranks([x["ids"] for x in base], qs)
     second: dict[float, list[int | None]] = {}
-    placeholder = ENSEMBLE_CALIBRATIONS["e5+mpnet"]  # ranking only: scores unused here
-    for beta in BETAS:
+    for beta in BETAS:  # ranking only: MiniLM's scores are kept
         so = SecondOpinion(mpnet, first_family="minilm", beta=beta, band=(0.0, 1.0),
-                           calibration=placeholder)  # fmt: skip
+                           keep_first_scores=True)  # fmt: skip
         r = load_retriever(index_dir, embedder=minilm, auto_reload_s=None, second_opinion=so)
         second[beta] = ranks([[h.entry_id for h in r.search(q.query, k=5, lang="en")]
                               for q in qs], qs)  # fmt: skip
@@ -240,7 +239,7 @@ def main() -> None:
     best_score = max((t for t in table if t["trigger"].startswith("score")), key=key)
     best_margin = max((t for t in table if t["trigger"].startswith("margin")), key=key)
     scores = np.array([x["score"] for x in base])
-    out = {
+    out: dict[str, Any] = {
         "n": len(qs),
         "minilm_only": {"dev": metrics(half(a, dev)), "heldout": metrics(half(a, held))},
         "always_mpnet": {
@@ -283,6 +282,15 @@ def main() -> None:
         },
         "negatives_n": len(neg),
     }  # fmt: skip
+    fitted = SecondOpinion(mpnet, first_family="minilm", beta=beta, margin=margin)
+    if fitted.calibration is not None:  # "minilm+mpnet" constants (bench_ensemble_minilm_fit)
+        rf = load_retriever(index_dir, embedder=minilm, auto_reload_s=None, second_opinion=fitted)
+        dec_c = decide(rf, [q.query for q in qs])
+        out["chosen_real_path"]["answered@0.5"]["cascade_fitted"] = {
+            "dev": answered(half(dec_c, dev), half(qs, dev)),  # type: ignore[arg-type]
+            "heldout": answered(half(dec_c, held), half(qs, held)),  # type: ignore[arg-type]
+            "negatives_false": answered(decide(rf, neg), neg_q)["wrong"],
+        }
     mpnet.save()
     if args.time:
         out["timing_stackfaq"] = timing(index_dir, [qs[i].query for i in held][: args.time],

@@ -72,9 +72,9 @@ class Settings(BaseSettings):
     second_opinion: bool = Field(
         False,
         description="Consult all-mpnet-base-v2 for English questions the index's encoder is "
-        "unsure about (re-rank, and re-score for e5; +~40 ms CPU on those). Applies when the "
-        "index's encoder has fitted constants (e5, MiniLM) and the mpnet wheels are "
-        "installed; else logged and off. See docs/retrieval.md.",
+        "unsure about (re-rank and re-score; +~40 ms CPU on those). Applies when the index's "
+        "encoder has fitted constants (e5, MiniLM) and the mpnet wheels are installed; else "
+        "logged and off. See docs/retrieval.md.",
     )
 
     # --- NLU -----------------------------------------------------------------------------

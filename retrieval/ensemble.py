@@ -77,9 +77,18 @@ class EnsembleCalibration:
 # negatives, bias −14.3321 at the e5 calibration's false-answer rate; then made 0.5 logit
 # stricter after the engine check on the same development cases, bench/bench_ensemble_engine.py:
 # as many right answers as e5 alone with 12 instead of 15 false ones; docs/benchmarks.md).
+# "minilm+mpnet": bench/bench_ensemble_minilm_fit.py (β 4, gap < 0.12; the consulted queries of
+# the StackFAQ dev half, the English rows of bench/data/retrieval_dev_demo*.csv and 150 BANKING77
+# train negatives; no head term; bias −8.6669 at MiniLM's false answers on those rows), then
+# 0.25 logit stricter: the least strict step at which no development set (StackFAQ dev, demo
+# dev, demo hard, negatives on either index) has more false answers than MiniLM alone through
+# the retriever (bench_ensemble_minilm*.py; docs/benchmarks.md).
 ENSEMBLE_CALIBRATIONS: dict[str, EnsembleCalibration] = {
     "e5+mpnet": EnsembleCalibration(
         cosine_weight=18.9333, coverage_weight=2.4135, logp_weight=0.6501, bias=-14.8321
+    ),
+    "minilm+mpnet": EnsembleCalibration(
+        cosine_weight=12.2276, coverage_weight=0.4503, logp_weight=0.0, bias=-8.9169
     ),
 }
 
@@ -97,11 +106,13 @@ class PairOptions:
 
 
 # "minilm+mpnet": β and margin chosen on StackFAQ's dev half (bench/bench_ensemble_minilm.py;
-# MiniLM's calibrated scores there are too low for a 0.2–0.8 band); the decision keeps
-# MiniLM's calibration (same false-answer count, docs/benchmarks.md).
+# MiniLM's calibrated scores there are too low for a 0.2–0.8 band); consulted queries are
+# scored by the pair's constants (docs/benchmarks.md, "Second opinion with MiniLM first").
 PAIRS: dict[str, PairOptions] = {
     "e5+mpnet": PairOptions(calibration=ENSEMBLE_CALIBRATIONS["e5+mpnet"]),
-    "minilm+mpnet": PairOptions(beta=4.0, margin=0.12),
+    "minilm+mpnet": PairOptions(
+        beta=4.0, margin=0.12, calibration=ENSEMBLE_CALIBRATIONS["minilm+mpnet"]
+    ),
 }
 _LOGGED: set[str] = set()
 

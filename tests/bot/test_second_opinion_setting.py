@@ -131,3 +131,12 @@ def test_missing_mpnet_wheels_turn_it_off(
     with caplog.at_level(logging.WARNING, logger="retrieval.ensemble"):
         assert second_opinion_for("e5:intfloat/multilingual-e5-small") is None
     assert "part-003" in caplog.text
+
+
+def test_minilm_index_gets_its_pair_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ensemble, "_mpnet", lambda: WordHash("mpnet:fake"))
+    so = second_opinion_for("minilm:all-MiniLM-L6-v2")
+    opts = ensemble.PAIRS["minilm+mpnet"]
+    assert so is not None and so.first_family == "minilm"
+    assert (so.beta, so.margin, so.calibration) == (opts.beta, opts.margin, opts.calibration)
+    assert so.margin is not None  # MiniLM: the fused-gap trigger, not the score band
