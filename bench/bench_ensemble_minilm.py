@@ -164,13 +164,21 @@ def timing(index_dir: Path, qs: list[str], beta: float, margin: float) -> dict[s
                        keep_first_scores=True)  # fmt: skip
     plain = load_retriever(index_dir, embedder=minilm, auto_reload_s=None)
     cascade_r = load_retriever(index_dir, embedder=minilm, auto_reload_s=None, second_opinion=so)
+    return interleave(plain, cascade_r, so, qs)
+
+
+def interleave(
+    plain: HybridRetriever, cascade: HybridRetriever, so: SecondOpinion, qs: Sequence[str]
+) -> dict[str, Any]:
+    """Time ``plain`` (a) and ``cascade`` (b) on every query, alternating, after 10 warm-up
+    queries: CPU and wall p50/p90/p99 in ms, and the share of queries that consulted ``so``."""
     for q in qs[:10]:
         plain.search(q, k=5, lang="en")
-        cascade_r.search(q, k=5, lang="en")
+        cascade.search(q, k=5, lang="en")
     so.runs = 0
     res: dict[str, list[float]] = {"a_cpu": [], "a_wall": [], "b_cpu": [], "b_wall": []}
     for q in qs:
-        for tag, r in (("a", plain), ("b", cascade_r)):
+        for tag, r in (("a", plain), ("b", cascade)):
             t, c = time.perf_counter(), time.process_time()
             r.search(q, k=5, lang="en")
             res[f"{tag}_cpu"].append(time.process_time() - c)

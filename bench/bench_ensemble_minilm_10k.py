@@ -27,14 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 _REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(_REPO))
 sys.path.insert(0, str(_REPO / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench_ensemble_minilm import DiskMemo, metrics, ranks  # noqa: E402
+from bench_ensemble_minilm import DiskMemo, interleave, metrics, ranks  # noqa: E402
 from bench_retrieval_latency import StandInEmbedder, synthetic_rows, write_kb  # noqa: E402
 from stackfaq_to_csv import convert, shared_data_dir  # noqa: E402
 
@@ -117,23 +115,7 @@ def main() -> None:
     a = load_retriever(index_dir, embedder=live, auto_reload_s=None)
     b = load_retriever(index_dir, embedder=live, auto_reload_s=None, second_opinion=live_so)
     timed = [qs[i].query for i in held][: args.time]
-    for q in timed[:10]:
-        a.search(q, k=5, lang="en")
-        b.search(q, k=5, lang="en")
-    live_so.runs = 0
-    res: dict[str, list[float]] = {"a_cpu": [], "a_wall": [], "b_cpu": [], "b_wall": []}
-    for q in timed:
-        for tag, r in (("a", a), ("b", b)):
-            t, c = time.perf_counter(), time.process_time()
-            r.search(q, k=5, lang="en")
-            res[f"{tag}_cpu"].append(time.process_time() - c)
-            res[f"{tag}_wall"].append(time.perf_counter() - t)
-    lat: dict[str, Any] = {"n": len(timed), "share": round(live_so.runs / len(timed), 3)}
-    for key, xs in res.items():
-        for p in (50, 90, 99):
-            lat[f"{key}_p{p}_ms"] = round(float(np.percentile(xs, p)) * 1e3, 2)
-    lat["load_avg"] = round(os.getloadavg()[0], 1)
-    out["timing"] = lat
+    out["timing"] = interleave(a, b, live_so, timed)
     print(json.dumps(out))
 
 
