@@ -35,6 +35,7 @@ sys.path.insert(0, str(_REPO))
 sys.path.insert(0, str(_REPO / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench_retrieval_quality import MemoEmbedder  # noqa: E402
 from stackfaq_to_csv import convert, shared_data_dir  # noqa: E402
 
 from knowledge.loaders import load_path  # noqa: E402
@@ -44,7 +45,7 @@ from retrieval.evaluate import LabelledQuery, read_queries  # noqa: E402
 from retrieval.mpnet import MpnetEmbedder  # noqa: E402
 from retrieval.reindex import reindex  # noqa: E402
 from retrieval.search import HybridRetriever, load_retriever  # noqa: E402
-from retrieval.types import Embedder, Vectors  # noqa: E402
+from retrieval.types import Embedder  # noqa: E402
 
 BETAS = (0.5, 1.0, 2.0, 3.0, 4.0)
 LOWS = (0.0, 0.1, 0.2, 0.3)
@@ -52,39 +53,22 @@ HIGHS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 1e9)
 
 
-class DiskMemo:
-    """Query vectors memoised in memory and in ``<cache>/<stem>.npy`` (+ ``.json`` texts)."""
+class DiskMemo(MemoEmbedder):
+    """:class:`MemoEmbedder` whose query vectors also live in ``<cache>/<stem>.npy`` (+ ``.json``
+    texts) across runs."""
 
     def __init__(self, inner: Embedder, cache: Path, stem: str) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._npy, self._json = cache / f"{stem}.npy", cache / f"{stem}.json"
-        self._q: dict[str, Vectors] = {}
         if self._npy.is_file() and self._json.is_file():
             texts = json.loads(self._json.read_text(encoding="utf-8"))
             vecs = np.load(self._npy, allow_pickle=False)
-            self._q = {t: vecs[i : i + 1] for i, t in enumerate(texts)}
-        self.calls = 0
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
-        if kind != "query" or len(texts) != 1:
-            return self.inner.embed(texts, kind=kind)
-        if texts[0] not in self._q:
-            self.calls += 1
-            self._q[texts[0]] = self.inner.embed(texts, kind=kind)
-        return self._q[texts[0]]
+            self._queries = {t: vecs[i : i + 1] for i, t in enumerate(texts)}
 
     def save(self) -> None:
-        texts = list(self._q)
+        texts = list(self._queries)
         if texts:
-            np.save(self._npy, np.vstack([self._q[t] for t in texts]), allow_pickle=False)
+            np.save(self._npy, np.vstack([self._queries[t] for t in texts]), allow_pickle=False)
             self._json.write_text(json.dumps(texts), encoding="utf-8")
 
 

@@ -47,25 +47,16 @@ from retrieval.search import load_retriever  # noqa: E402
 from retrieval.types import Embedder, Vectors  # noqa: E402
 
 
-class PartlyStandIn:
+class PartlyStandIn(StandInEmbedder):
     """Passages in ``real`` go to the model, others get stand-in vectors; queries are real."""
 
     def __init__(self, inner: Embedder, real: set[str]) -> None:
-        self.inner, self.real, self.stand_in = inner, real, StandInEmbedder(inner)
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
+        super().__init__(inner)
+        self.real = real
 
     def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
-        if kind == "query":
-            return self.inner.embed(texts, kind=kind)
-        out = self.stand_in.embed(texts, kind=kind)
-        todo = [i for i, t in enumerate(texts) if t in self.real]
+        out = super().embed(texts, kind=kind)
+        todo = [i for i, t in enumerate(texts) if t in self.real] if kind != "query" else []
         if todo:
             out[todo] = self.inner.embed([texts[i] for i in todo], kind=kind)
         return out

@@ -81,7 +81,7 @@ FACTORIES: dict[str, Callable[[], Embedder]] = {
 }
 
 
-class _MemoEmbedder:
+class MemoEmbedder:
     """Wraps an embedder and memoises query vectors (same name, same vectors)."""
 
     def __init__(self, inner: Embedder) -> None:
@@ -194,7 +194,7 @@ def main() -> None:
     unknown = sorted(set(names) - set(FACTORIES))
     if unknown:
         parser.error(f"unknown embedders {unknown}; choose from {list(FACTORIES)}")
-    embedders: dict[str, Embedder] = {n: _MemoEmbedder(FACTORIES[n]()) for n in names}
+    embedders: dict[str, Embedder] = {n: MemoEmbedder(FACTORIES[n]()) for n in names}
     out: dict[str, Any] = {"stackfaq": {}, "covid_faq_de": {}, "cross_lang_de_en": {}}
     with tempfile.TemporaryDirectory(prefix="klartext-bench-") as tmp_name:
         tmp = Path(tmp_name)
