@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         "encoder has fitted constants (e5, MiniLM) and the mpnet wheels are installed; else "
         "logged and off. See docs/retrieval.md.",
     )
+    second_opinion_rule: Literal["cascade", "agree"] = Field(
+        "cascade",
+        description="With `second_opinion` on an e5 index: `cascade` consults mpnet only for "
+        "unsure English questions; `agree` consults it for every English question and answers "
+        "only when both encoders put the same entry first (more right answers on the "
+        "development data, more false ones on the test set; docs/benchmarks.md).",
+    )
 
     # --- NLU -----------------------------------------------------------------------------
     languages: list[str] = Field(["en", "de"], description="Supported user languages.")

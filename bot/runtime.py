@@ -147,7 +147,7 @@ def _load_retriever(settings: Settings, allow_missing: bool) -> tuple[Retriever,
     if settings.second_opinion:  # the one place the opt-in second encoder is built
         from retrieval.ensemble import second_opinion_for
 
-        second = second_opinion_for(manifest.model)
+        second = second_opinion_for(manifest.model, settings.second_opinion_rule)
     retriever = load_retriever(
         settings.index_dir,
         embedder=embedder,

@@ -37,6 +37,8 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval import store
+from retrieval.agreement import AgreementRule
+from retrieval.calibration import CALIBRATIONS
 from retrieval.snapshot import Snapshot
 from retrieval.types import Embedder, Vectors
 
@@ -103,6 +105,7 @@ class PairOptions:
     band: tuple[float, float] = (0.2, 0.8)
     margin: float | None = None
     calibration: EnsembleCalibration | None = None
+    agreement: AgreementRule | None = None  # scores by agreement (retrieval/agreement.py)
 
 
 # "minilm+mpnet": β and margin chosen on StackFAQ's dev half (bench/bench_ensemble_minilm.py;
@@ -112,6 +115,18 @@ PAIRS: dict[str, PairOptions] = {
     "e5+mpnet": PairOptions(calibration=ENSEMBLE_CALIBRATIONS["e5+mpnet"]),
     "minilm+mpnet": PairOptions(
         beta=4.0, margin=0.12, calibration=ENSEMBLE_CALIBRATIONS["minilm+mpnet"]
+    ),
+}
+# Rule "agree" (setting ``second_opinion_rule``): every English query; mpnet ranks (β 1000)
+# and the answer needs both encoders' first entry to agree (retrieval/agreement.py; constants
+# chosen on the English development rows, docs/benchmarks.md "Second opinion by agreement").
+AGREEMENT_PAIRS: dict[str, PairOptions] = {
+    "e5+mpnet": PairOptions(
+        beta=1000.0,
+        band=(0.0, 1.0),
+        agreement=AgreementRule(
+            CALIBRATIONS["mpnet"], agree_shift=0.847, disagree_shift=6.0, min_first_score=0.05
+        ),
     ),
 }
 _LOGGED: set[str] = set()
@@ -132,17 +147,21 @@ def _log_once(message: str) -> None:
         log.warning(message)
 
 
-def second_opinion_for(first_model: str) -> SecondOpinion | None:
+def second_opinion_for(first_model: str, rule: str = "cascade") -> SecondOpinion | None:
     """The bot's opt-in second opinion (setting ``second_opinion``) for an index built with
-    ``first_model`` (a manifest model name): mpnet with the pair's fitted constants, or None —
+    ``first_model`` (a manifest model name): mpnet with the pair's fitted constants for
+    ``rule`` (``"cascade"``: :data:`PAIRS`, ``"agree"``: :data:`AGREEMENT_PAIRS`), or None —
     logged once — when the pair has none or the mpnet wheels are not installed."""
     from retrieval.errors import RetrievalError
 
     family = first_model.split(":", 1)[0]
-    opts = PAIRS.get(f"{family}+mpnet")
+    pairs = AGREEMENT_PAIRS if rule == "agree" else PAIRS
+    opts = pairs.get(f"{family}+mpnet")
     if opts is None:
-        fitted = ", ".join(k.split("+")[0] for k in PAIRS)
-        _log_once(f"second_opinion: no constants for a {family!r} index (fitted: {fitted}); off")
+        fitted = ", ".join(k.split("+")[0] for k in pairs)
+        _log_once(
+            f"second_opinion: no {rule!r} constants for a {family!r} index (fitted: {fitted}); off"
+        )
         return None
     try:
         second = _mpnet()
@@ -151,7 +170,8 @@ def second_opinion_for(first_model: str) -> SecondOpinion | None:
         return None
     return SecondOpinion(second, first_family=family, beta=opts.beta, band=opts.band,
                          margin=opts.margin, calibration=opts.calibration,
-                         keep_first_scores=opts.calibration is None)  # fmt: skip
+                         keep_first_scores=opts.calibration is None and opts.agreement is None,
+                         agreement=opts.agreement)  # fmt: skip
 
 
 def warm_up(retriever: HybridRetriever) -> None:
@@ -203,17 +223,20 @@ class SecondOpinion:
         languages: Sequence[str] = ("en",),
         calibration: EnsembleCalibration | None = None,
         keep_first_scores: bool = False,
+        agreement: AgreementRule | None = None,
     ) -> None:
         key = f"{first_family}+{embedder.name.split(':', 1)[0]}"
         cal = calibration or ENSEMBLE_CALIBRATIONS.get(key)
-        if cal is None and not keep_first_scores:
+        self.agreement = agreement  # when set, scores by agreement (retrieval/agreement.py)
+        if cal is None and not keep_first_scores and agreement is None:
             raise ValueError(f"no ensemble calibration for {key!r}: fit one (bench_ensemble)")
         self.embedder = embedder
         self.beta = beta
         self.band = band
         self.margin = margin  # when set, the trigger: fused top-1 − top-2 below it
         self.languages = tuple(languages)
-        self.calibration = None if keep_first_scores else cal  # None: first encoder's scores
+        # None: first encoder's scores (or the agreement rule's)
+        self.calibration = None if keep_first_scores or agreement is not None else cal
         self.first_family = first_family
         self._lock = threading.Lock()
         self._vectors: dict[str, Vectors] = {}  # build name -> row vectors
@@ -354,8 +377,9 @@ class SecondOpinion:
         lp = logp[ents].astype(np.float64)
         fused = weight * cos + (1 - weight) * bm25[ents] / top + head_weight * lp
         if self.calibration is None:  # the caller keeps the first encoder's scores
-            return Rescored(ents, fused, np.full(len(ents), np.nan))
-        return Rescored(ents, fused, self.calibration(cos, coverage[ents].astype(np.float64), lp))
+            return Rescored(ents, fused, np.full(len(ents), np.nan), cos)
+        scores = self.calibration(cos, coverage[ents].astype(np.float64), lp)
+        return Rescored(ents, fused, scores, cos)
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +389,7 @@ class Rescored:
     entries: Ints
     fused: Floats
     scores: Floats
+    cosines: Floats  # the ensemble cosines
 
 
 def consult(
@@ -404,6 +429,12 @@ def consult(
     r = so.rescore(retriever.index_dir, snap, query, qvec, ents, (bm25, coverage, logp),
                    weight=retriever._weight(),
                    head_weight=head_rank_weight_for(state.embedder.name))  # fmt: skip
+    scores = r.scores
+    if so.agreement is not None:  # the entry both encoders put first, if they agree
+        top2 = int(r.entries[int(np.argmax(r.fused))]) if len(r.entries) else -1
+        agreed = (r.entries == first[0].entry) & (top2 == first[0].entry)
+        agreed &= _score(first[0], state) >= so.agreement.min_first_score
+        scores = so.agreement.scores(r.cosines, coverage[r.entries].astype(np.float64), agreed)
     known = {c.entry: c for c in cands}
     new = np.array([e for e in r.entries.tolist() if e not in known], dtype=np.int64)
     cos, row = best_rows(snap, new, qvec)
@@ -411,9 +442,9 @@ def consult(
         known[e] = _Candidate(e, c1, int(snap.row_phrase[rw]), float(bm25[e]), float(coverage[e]),
                               head_logp=None if head_logp is None else float(logp[e]))  # fmt: skip
     out = [known[e] for e in r.entries.tolist()]
-    for c, fused, score in zip(out, r.fused.tolist(), r.scores.tolist(), strict=True):
+    for c, fused, score in zip(out, r.fused.tolist(), scores.tolist(), strict=True):
         c.fused = fused
-        if so.calibration is not None:
+        if so.calibration is not None or so.agreement is not None:
             c.score = score  # else _score gives the first encoder's calibrated score
     out.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
     return out

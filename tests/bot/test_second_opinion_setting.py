@@ -140,3 +140,25 @@ def test_minilm_index_gets_its_pair_options(monkeypatch: pytest.MonkeyPatch) -> 
     assert so is not None and so.first_family == "minilm"
     assert (so.beta, so.margin, so.calibration) == (opts.beta, opts.margin, opts.calibration)
     assert so.margin is not None  # MiniLM: the fused-gap trigger, not the score band
+
+
+def test_agree_rule_setting_picks_the_agreement_constants(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retrieval.agreement import AgreementRule
+    from retrieval.calibration import Calibration
+
+    rule = AgreementRule(Calibration(0.5, 10.0, 0.0), agree_shift=1.0, disagree_shift=6.0)
+    opts = ensemble.PairOptions(beta=1000.0, band=(0.0, 1.0), agreement=rule)
+    monkeypatch.setitem(ensemble.AGREEMENT_PAIRS, "fake+mpnet", opts)
+    monkeypatch.setattr(ensemble, "_mpnet", lambda: WordHash("mpnet:fake", dim=96))
+    settings = Settings(data_dir=data_dir, second_opinion=True, second_opinion_rule="agree")
+    retriever, _ = _load_retriever(settings, False)
+    assert isinstance(retriever, HybridRetriever)
+    so = retriever.second_opinion
+    assert isinstance(so, SecondOpinion) and so.agreement == rule and so.calibration is None
+    hits = retriever.search("how long does delivery take", k=3, lang="en")
+    assert hits[0].entry_id == "ship" and hits[0].score > 0.5 and so.runs == 1
+    # the cascade setting has no constants for this encoder: off, as before
+    monkeypatch.setattr(ensemble, "_LOGGED", set())
+    assert second_opinion_for("fake:words", "cascade") is None
