@@ -115,6 +115,7 @@ def judge(
     suggest_floor: float = 0.15,
     max_suggestions: int = 2,
     cross_lang_margin: float = 0.15,
+    suggest_min: float | None = None,
 ) -> Judgement:
     """Whether to answer, and from which hit.
 
@@ -125,8 +126,9 @@ def judge(
     lists other FAQ entries within ``close_margin`` of the best ("Did you mean …?" — only FAQ
     questions make sensible suggestion buttons; a help-page section is usually the same
     content);
-    ``near`` lists entries within ``suggest_floor`` below the threshold when nothing is
-    confident.
+    ``near`` lists up to ``max_suggestions + 1`` FAQ entries (first in the pool's order)
+    scoring at least ``suggest_min`` — default ``threshold - suggest_floor`` — when nothing
+    is confident.
     """
     ranked = _distinct(sorted(hits, key=lambda h: h.score, reverse=True))
     if not ranked:
@@ -147,7 +149,8 @@ def judge(
             and best.score - h.score <= close_margin
         )[:max_suggestions]
         return Judgement(confident=True, confidence=best.score, best=best, close=close)
-    near = tuple(
-        h for h in pool if h.entry.kind == EntryKind.FAQ and h.score >= threshold - suggest_floor
-    )[: max_suggestions + 1]
+    floor = threshold - suggest_floor if suggest_min is None else suggest_min
+    near = tuple(h for h in pool if h.entry.kind == EntryKind.FAQ and h.score >= floor)[
+        : max_suggestions + 1
+    ]
     return Judgement(confident=False, confidence=best.score, best=best, near=near)

@@ -217,6 +217,7 @@ class Engine:
             lang=parsed.lang,
             threshold=threshold,
             close_margin=self.settings.suggest_margin,
+            suggest_min=self.settings.suggest_min_score,
         )
         state.confidence = j.confidence
         if r.kind == "complaint":
@@ -269,9 +270,10 @@ class Engine:
         state.mode, state.answered = "fallback", False
         key = "out_of_scope" if out_of_scope else "fallback"
         yield Token(text=texts.text(key, parsed.lang))
-        items = [] if out_of_scope else [h.entry.question for h in j.near]
+        near = [] if out_of_scope else list(j.near)
+        items = [h.entry.question for h in near]
         items.append(texts.text("talk_to_human", parsed.lang))
-        yield Suggestions(items=items)
+        yield Suggestions(items=items, ids=[h.entry_id for h in near])
 
     async def _complaint(
         self, parsed: ParsedMessage, ctx: ConversationContext, j: Judgement, state: _TurnState

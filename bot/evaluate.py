@@ -16,7 +16,9 @@ Format::
 Rates: ``correct_source`` over the ``expect_sources`` cases, ``correct_refusal`` over the
 ``refuse`` cases, ``false_answer`` over all cases — a case counts as a false answer when the
 bot answered from knowledge although it should not have (refuse/handoff/action cases) or
-cited a wrong first source.
+cited a wrong first source. ``reachable`` (in :attr:`AnswerReport.extra`): share of the
+``expect_sources`` cases answered correctly or refused with an expected entry among the
+"Did you mean …?" suggestions — one click away.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import yaml
 
 from bot.conversation import ChatEngine, ConversationContext
 from bot.errors import ConfigError
-from bot.events import Done, Handoff, Sources
+from bot.events import Done, Handoff, Sources, Suggestions
 
 Expect = Literal["answer", "refuse", "handoff", "action"]
 _EXPECTS = ("refuse", "handoff", "action")
@@ -58,6 +60,16 @@ class CaseResult:
     false_answer: bool
     confidence: float
     ms: float
+    suggested: tuple[str, ...] = ()  # entry ids offered as suggestions
+
+    @property
+    def reachable(self) -> bool:
+        """Answered correctly, or refused with an expected entry among the suggestions."""
+        if self.expect != "answer":
+            return False
+        return self.correct or (
+            not self.answered and any(i in self.expected_sources for i in self.suggested)
+        )
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -83,9 +95,12 @@ class AnswerReport:
 
     @property
     def extra(self) -> dict[str, float]:
+        answerable = [r for r in self.results if r.expect == "answer"]
+        reach = sum(r.reachable for r in answerable) / len(answerable) if answerable else 0.0
         return {
             "correct_handoff": round(self._rate("handoff"), 4),
             "correct_action": round(self._rate("action"), 4),
+            "reachable": round(reach, 4),
         }
 
 
@@ -137,10 +152,13 @@ async def run_case(engine: ChatEngine, case: AnswerCase) -> CaseResult:
     ctx = ConversationContext(conversation_id=f"eval-{uuid.uuid4().hex[:8]}", lang=case.lang)
     done: Done | None = None
     sources: list[str] = []
+    suggested: list[str] = []
     handoff = False
     async for event in engine.turn(case.q, ctx, turn_id=uuid.uuid4().hex[:12]):
         if isinstance(event, Sources):
             sources.extend(s.id for s in event.items)
+        elif isinstance(event, Suggestions):
+            suggested.extend(event.ids)
         elif isinstance(event, Handoff):
             handoff = True
         elif isinstance(event, Done):
@@ -160,6 +178,7 @@ async def run_case(engine: ChatEngine, case: AnswerCase) -> CaseResult:
         false_answer=false_answer,
         confidence=done.confidence,
         ms=done.timing_ms.get("total", 0.0),
+        suggested=tuple(suggested),
     )
 
 

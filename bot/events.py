@@ -38,6 +38,7 @@ class Sources(_Event):
 class Suggestions(_Event):
     type: Literal["suggestions"] = "suggestions"
     items: list[str]
+    ids: list[str] = Field(default_factory=list)  # knowledge entries behind the first items
 
 
 class ActionEvent(_Event):

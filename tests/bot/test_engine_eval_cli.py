@@ -82,7 +82,29 @@ async def test_evaluate_scores_every_kind(cases_file: Path) -> None:
         "false_answer": pytest.approx(2 / 7, abs=1e-4),
         "n": 7,
     }
-    assert report.extra == {"correct_handoff": 1.0, "correct_action": 1.0}
+    # the wrongly answered question is not one click away either
+    assert report.extra == {
+        "correct_handoff": 1.0,
+        "correct_action": 1.0,
+        "reachable": pytest.approx(2 / 3, abs=1e-4),
+    }
+
+
+async def test_refusal_with_the_right_suggestion_is_reachable(tmp_path: Path) -> None:
+    path = tmp_path / "cases.yaml"
+    path.write_text(
+        "cases:\n"
+        "  - q: parcel gone missing\n    expect_sources: [en-ship-01]\n"
+        "  - q: parcel lost somewhere\n    expect_sources: [en-ret-01]\n"
+    )
+    rt = _runtime()
+    rt.engine.retriever = FakeRetriever({"parcel": [("en-ship-01", 0.3), ("en-ship-02", 0.005)]})
+    report = await evaluate_answers(rt.engine, load_cases(path))
+    first, second = report.results
+    assert not first.answered and first.suggested == ("en-ship-01",)  # 0.005 < the floor
+    assert first.reachable and not first.correct
+    assert not second.reachable  # refused, and en-ret-01 is not among the suggestions
+    assert report.summary["correct_source"] == 0.0 and report.extra["reachable"] == 0.5
 
 
 @pytest.mark.parametrize(

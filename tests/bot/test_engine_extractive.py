@@ -107,7 +107,13 @@ async def test_low_score_falls_back_and_offers_human(question: str, lang_word: s
 async def test_near_miss_is_suggested_on_fallback() -> None:
     events = await collect(make_engine().turn("refund please", ctx(), turn_id="t"))
     sugg = of_type(events, "suggestions")[-1]
-    assert sugg.items == ["How do I return an item?", "Talk to a human"]
+    # every FAQ entry above suggest_min_score, best first, with its id; then the human
+    assert sugg.items == ["How do I return an item?", "How much does shipping cost?",
+                          "Talk to a human"]  # fmt: skip
+    assert sugg.ids == ["en-ret-01", "en-ship-02"]
+    strict = make_engine(suggest_min_score=0.3)
+    events = await collect(strict.turn("refund please", ctx(), turn_id="t"))
+    assert of_type(events, "suggestions")[-1].ids == ["en-ret-01"]
 
 
 async def test_german_fallback_is_german() -> None:

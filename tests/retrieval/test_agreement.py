@@ -22,7 +22,11 @@ RULE = AgreementRule(BASE, agree_shift=1.0, disagree_shift=6.0)
 def _agreeing(**kw: object) -> SecondOpinion:
     rule = kw.pop("rule", RULE)
     return SecondOpinion(
-        SecondFake(), first_family="fake", beta=1000.0, band=(0.0, 1.0), agreement=rule  # type: ignore[arg-type]
+        SecondFake(),
+        first_family="fake",
+        beta=1000.0,
+        band=(0.0, 1.0),
+        agreement=rule,  # type: ignore[arg-type]
     )
 
 
