@@ -89,7 +89,8 @@ def _evaluate(e5: _E5, kb: KnowledgeBase, qs: list[dict[str, Any]]) -> dict[str,
         ent[:, col[i]] = np.maximum(ent[:, col[i]], sims[:, r])
     top = ent.argmax(1)
     out: dict[str, Any] = {}
-    right, wrong = [], []
+    right: list[float] = []
+    wrong: list[float] = []
     for n, q in enumerate(qs):
         ok = ids[top[n]] in q["exp"]
         (right if ok else wrong).append(float(ent[n, top[n]]))
@@ -128,8 +129,8 @@ def _pipeline(e5: _E5, kb: KnowledgeBase, qs: list[dict[str, Any]]) -> dict[str,
 
     emb = _Wrapped(e5)
     with tempfile.TemporaryDirectory() as tmp:
-        reindex(kb, Path(tmp), emb, hnsw_threshold=10**9)  # type: ignore[arg-type]
-        r = HybridRetriever(Path(tmp), emb, auto_reload_s=None)  # type: ignore[arg-type]
+        reindex(kb, Path(tmp), emb, hnsw_threshold=10**9)
+        r = HybridRetriever(Path(tmp), emb, auto_reload_s=None)
         snap = r._state.snap
         pools = []
         for q, qvec in zip(qs, emb.embed([q["q"] for q in qs], kind="query"), strict=True):
@@ -181,14 +182,38 @@ def _negatives() -> list[dict[str, Any]]:
     ]
 
 
-def _batches(kb: KnowledgeBase, rng: random.Random, size: int) -> list[list[tuple[str, str]]]:
+def _twins(e5: _E5, kb: KnowledgeBase, floor: float) -> list[tuple[str, str]]:
+    """Entry pairs in different languages whose answers are mutual nearest neighbours under
+    the original model with cosine >= ``floor`` (likely translations of each other)."""
+    faq = [e for e in kb.entries if e.kind is EntryKind.FAQ]
+    vecs = e5.embed([e.answer for e in faq], query=False)
+    sims = vecs @ vecs.T
+    out = []
+    for i, a in enumerate(faq):
+        other = [j for j, b in enumerate(faq) if b.lang != a.lang]
+        if not other:
+            continue
+        j = max(other, key=lambda j: sims[i, j])
+        back = max((k for k, c in enumerate(faq) if c.lang == a.lang), key=lambda k: sims[j, k])
+        if back == i and sims[i, j] >= floor and a.lang < faq[j].lang:
+            out.append((a.id, faq[j].id))
+    return out
+
+
+def _batches(
+    kb: KnowledgeBase, rng: random.Random, size: int, twins: list[tuple[str, str]]
+) -> list[list[tuple[str, str]]]:
+    by_id = {e.id: e for e in kb.entries}
     pairs = []
     for e in kb.entries:
         if e.kind is EntryKind.FAQ and len(e.phrasings) >= 2:
             a, b = rng.sample(list(e.phrasings), 2)
             pairs.append((a, b))
     rng.shuffle(pairs)
-    return [pairs[i : i + size] for i in range(0, len(pairs), size)]
+    cross = [(rng.choice(by_id[x].phrasings), rng.choice(by_id[y].phrasings)) for x, y in twins]
+    cross = [p if rng.random() < 0.5 else (p[1], p[0]) for p in cross]
+    rng.shuffle(cross)
+    return [b[i : i + size] for b in (pairs, cross) for i in range(0, len(b), size)]
 
 
 def _anchors(e5: _E5, kb: KnowledgeBase) -> tuple[list[tuple[str, bool]], torch.Tensor]:
@@ -219,6 +244,8 @@ def _anchor_loss(
 
 def _train(e5: _E5, kb: KnowledgeBase, args: argparse.Namespace) -> dict[str, Any]:
     anchors = _anchors(e5, kb) if args.anchor > 0 else None
+    twins = _twins(e5, kb, args.twins) if args.twins < 1 else []
+    print(f"{len(twins)} twin pairs", flush=True)
     opt = _optimizer(e5, args.lr)
     rng = random.Random(0)
     losses: list[float] = []
@@ -227,7 +254,7 @@ def _train(e5: _E5, kb: KnowledgeBase, args: argparse.Namespace) -> dict[str, An
         e5.model.train()
         total, steps = 0.0, 0
         for _ in range(args.draws):
-            for batch in _batches(kb, rng, args.batch):
+            for batch in _batches(kb, rng, args.batch, twins):
                 q = e5.forward([x for x, _ in batch], query=True, limit=64)
                 p = e5.forward([y for _, y in batch], query=False, limit=64)
                 logits = args.scale * q @ p.T
@@ -264,6 +291,9 @@ def main() -> None:
         "--anchor", type=float, default=0.0, help="weight of the pull towards the original vectors"
     )
     ap.add_argument("--pipeline", action="store_true", help="also the full retrieval path")
+    ap.add_argument(
+        "--twins", type=float, default=1.0, help="cosine floor for cross-language pairs (1 = off)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -272,7 +302,7 @@ def main() -> None:
     extra = _negatives() if args.pipeline else []
     f = E5File(default_model_path())
     tok = Tokenizer(f.tokenizer)
-    texts = [(t, False) for e in kb.entries for t in store.row_texts(e)]
+    texts = [(t, False) for e in kb.entries for t in (*store.row_texts(e), e.answer)]
     texts += [(t, True) for e in kb.entries for t in e.phrasings] + [
         (q["q"], True) for q in qs + extra
     ]
