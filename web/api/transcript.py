@@ -48,6 +48,9 @@ class Entry(BaseModel):
     agent_name: str | None = None
     sources: list[dict[str, Any]] | None = None
     suggestions: list[str] | None = None
+    suggestion_ids: list[str] | None = Field(
+        None, description="Knowledge entries behind the first suggestions (the event's `ids`)."
+    )
     actions: list[dict[str, Any]] | None = None
     mode: str | None = None
     answered: bool | None = None
@@ -140,6 +143,7 @@ def _bot_event(entries: list[Entry], bot: dict[str, Entry], e: TimedEvent) -> No
         entry.sources = list(p.get("items", []))
     elif e.type == "suggestions":
         entry.suggestions = [str(s) for s in p.get("items", [])]
+        entry.suggestion_ids = [str(i) for i in p.get("ids", [])] or None
     elif e.type == "action":
         entry.actions = [*(entry.actions or []), {k: p.get(k) for k in ("name", "status")}]
     elif e.type == "error":
