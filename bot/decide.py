@@ -128,7 +128,8 @@ def judge(
     content);
     ``near`` lists up to ``max_suggestions + 1`` FAQ entries (first in the pool's order)
     scoring at least ``suggest_min`` — default ``threshold - suggest_floor`` — when nothing
-    is confident.
+    is confident; the last place goes to the retriever's overall favourite in another language
+    (``Hit.overall_first``) when it is an FAQ entry.
     """
     ranked = _distinct(sorted(hits, key=lambda h: h.score, reverse=True))
     if not ranked:
@@ -150,7 +151,12 @@ def judge(
         )[:max_suggestions]
         return Judgement(confident=True, confidence=best.score, best=best, close=close)
     floor = threshold - suggest_floor if suggest_min is None else suggest_min
-    near = tuple(h for h in pool if h.entry.kind == EntryKind.FAQ and h.score >= floor)[
-        : max_suggestions + 1
-    ]
-    return Judgement(confident=False, confidence=best.score, best=best, near=near)
+    near = [h for h in pool if h.entry.kind == EntryKind.FAQ and h.score >= floor]
+    # the retriever's overall favourite in another language: often the only entry on the
+    # topic (a German question about English-only content), however low its score
+    other = [h for h in ranked if h.overall_first and h.lang != lang and h not in near]
+    if other and other[0].entry.kind == EntryKind.FAQ:
+        near = [*near[:max_suggestions], other[0]]
+    return Judgement(
+        confident=False, confidence=best.score, best=best, near=tuple(near[: max_suggestions + 1])
+    )

@@ -303,11 +303,16 @@ class HybridRetriever:
             if lang:
                 hits = self._prefer_lang(hits, lang, lambda h: (h.lang, h.score))
         else:
+            first = cands[0] if cands else None
             if lang:
                 cands = self._prefer_lang(
                     cands, lang, lambda c: (snap.entries[c.entry].lang, _score(c, state))
                 )
-            return [self._hit(snap, c, state, i + 1) for i, c in enumerate(cands[:k])]
+                if first is not None and first not in cands[:k]:  # kept, last, as a pointer
+                    cands = [*cands[: k - 1], first]
+            hits = [self._hit(snap, c, state, i + 1) for i, c in enumerate(cands[:k])]
+            return [replace(h, overall_first=True) if c is first else h
+                    for h, c in zip(hits, cands, strict=False)]  # fmt: skip
         return [replace(h, rank=i + 1) for i, h in enumerate(hits[:k])]
 
     def _candidates(

@@ -52,7 +52,9 @@ class Hit:
     """One search result, with provenance.
 
     ``score`` is calibrated to [0, 1] so that one threshold means "confident" across
-    knowledge bases; ``dense_score`` is the raw cosine, ``lexical_score`` the raw BM25 score.
+    knowledge bases; ``dense_score`` is the raw cosine, ``lexical_score`` the raw BM25 score;
+    ``overall_first``: first in the fused ranking before the language preference (the engine
+    offers such a hit in another language as a suggestion when it cannot answer).
     """
 
     entry: Entry
@@ -61,6 +63,7 @@ class Hit:
     dense_score: float = 0.0
     lexical_score: float = 0.0
     rank: int = 0
+    overall_first: bool = False
 
     @property
     def entry_id(self) -> str:

@@ -147,3 +147,17 @@ def test_only_faq_entries_are_suggested() -> None:
         [Hit(entry=page, score=0.45, matched=""), h("en-ret-01", 0.4)], lang="en", threshold=0.5
     )
     assert [x.entry_id for x in j.near] == ["en-ret-01"]
+
+
+def test_judge_suggests_the_overall_favourite_in_another_language() -> None:
+    from dataclasses import replace as _replace
+
+    favourite = _replace(h("en-ret-01", 0.003), overall_first=True)
+    weak = [h("de-ship-01", 0.3), favourite]
+    j = judge(weak, lang="de", threshold=0.5, suggest_min=0.01)
+    assert not j.confident
+    assert [x.entry_id for x in j.near] == ["de-ship-01", "en-ret-01"]
+    # not marked as the overall favourite: only same-language suggestions
+    j = judge([h("de-ship-01", 0.3), h("en-ret-01", 0.003)], lang="de", threshold=0.5,
+              suggest_min=0.01)  # fmt: skip
+    assert [x.entry_id for x in j.near] == ["de-ship-01"]
