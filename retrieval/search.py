@@ -308,7 +308,7 @@ class HybridRetriever:
                 cands = self._prefer_lang(
                     cands, lang, lambda c: (snap.entries[c.entry].lang, _score(c, state))
                 )
-                if first is not None and first not in cands[:k]:  # kept, last, as a pointer
+                if k > 1 and first is not None and first not in cands[:k]:  # kept last
                     cands = [*cands[: k - 1], first]
             hits = [self._hit(snap, c, state, i + 1) for i, c in enumerate(cands[:k])]
             return [replace(h, overall_first=True) if c is first else h

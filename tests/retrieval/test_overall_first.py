@@ -42,3 +42,8 @@ def test_nothing_is_marked_twice_or_moved_when_it_already_fits(tmp_path: Path) -
     assert [h.entry_id for h in hits].count("repair") == 1
     assert sum(h.overall_first for h in hits) == 1
     assert hits[-1].entry_id == "repair"  # the preference still puts it after German hits
+
+
+def test_a_single_hit_stays_in_the_users_language(tmp_path: Path) -> None:
+    (hit,) = _retriever(tmp_path).search(QUERY, k=1, lang="de")
+    assert hit.lang == "de" and not hit.overall_first
