@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -38,9 +38,9 @@ from retrieval.calibration import (
     head_calibration_for,
     head_rank_weight_for,
 )
-from retrieval.snapshot import Snapshot, best_rows, load_snapshot
-from retrieval.types import Embedder, Hit, Vectors
-from retrieval.verifier import Verifier, verifier_for
+from retrieval.snapshot import Snapshot, best_rows, first_occurrences, load_snapshot
+from retrieval.types import Embedder, Hit, Reranker, Vectors
+from retrieval.verifier import Verifier, verifier_for, verify_candidates
 
 if TYPE_CHECKING:
     from retrieval.ensemble import SecondOpinion
@@ -62,13 +62,6 @@ RRF_K = 60
 HEAD_CANDIDATES = 5
 
 
-@runtime_checkable
-class Reranker(Protocol):
-    """Optional second stage (e.g. a cross-encoder): reorder/rescore the fused candidates."""
-
-    def rerank(self, query: str, hits: list[Hit]) -> list[Hit]: ...
-
-
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float32]
 
@@ -85,34 +78,6 @@ def _score(c: _Candidate, state: _State) -> float:
         score = state.calibration(c.cosine, c.coverage)
     c.score = score
     return score
-
-
-def _verify(cands: list[_Candidate], state: _State, query: str, lang: str | None) -> None:
-    """Score every candidate with the answerability verifier (:mod:`retrieval.verifier`)."""
-    if state.verifier is None or not cands:
-        return
-    scores = state.verifier.score_pool(
-        query=query,
-        lang=lang,
-        entry_langs=[state.snap.entries[c.entry].lang for c in cands],
-        cosine=np.array([c.cosine for c in cands]),
-        coverage=np.array([c.coverage for c in cands]),
-        bm25=np.array([c.bm25 for c in cands]),
-        fused=np.array([c.fused for c in cands]),
-        head_logp=np.array([c.head_logp or 0.0 for c in cands]),
-        base=state.calibration,
-    )
-    for c, score in zip(cands, scores.tolist(), strict=True):
-        c.score = score
-
-
-def _first_occurrences(parts: list[Ints]) -> Ints:
-    """The distinct values of ``parts`` (concatenated) in order of first occurrence."""
-    if not parts:
-        return np.zeros(0, dtype=np.int64)
-    values = np.concatenate(parts).astype(np.int64, copy=False)
-    _, first = np.unique(values, return_index=True)
-    return values[np.sort(first)]
 
 
 @dataclass(slots=True)
@@ -292,7 +257,7 @@ class HybridRetriever:
         cands.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
         # the verifier was fitted on the weighted fusion with the head's signals
         if self.use_verifier and mode == "weighted" and head_logp is not None:
-            _verify(cands, state, query, lang)
+            verify_candidates(cands, state, query, lang)
         elif self.second_opinion is not None and mode == "weighted":
             from retrieval.ensemble import consult
 
@@ -335,7 +300,7 @@ class HybridRetriever:
         if head_logp is not None:  # the head's favourites, which dense search may rank low
             top = np.argpartition(-head_logp, min(HEAD_CANDIDATES, len(head_logp) - 1))
             parts.append(top[:HEAD_CANDIDATES])
-        ents = _first_occurrences(parts)
+        ents = first_occurrences(parts)
         best_cos, best_row = best_rows(snap, ents, qvec)
         columns = [
             ents.tolist(),

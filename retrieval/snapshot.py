@@ -91,3 +91,13 @@ def best_rows(snap: Snapshot, entries: Ints, qvec: Vectors) -> tuple[Vectors, In
     segment = np.repeat(np.arange(len(ents)), counts)[hit]
     first = hit[np.unique(segment, return_index=True)[1]]
     return best.astype(np.float32), rows[first]
+
+
+def first_occurrences(parts: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:
+    """The distinct values of ``parts`` (concatenated) in order of first occurrence."""
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    values = np.concatenate(parts).astype(np.int64, copy=False)
+    _, first = np.unique(values, return_index=True)
+    out: npt.NDArray[np.int64] = values[np.sort(first)]
+    return out

@@ -84,3 +84,10 @@ class Retriever(Protocol):
     (cross-language hits still come back when nothing in ``lang`` matches)."""
 
     def search(self, query: str, *, k: int = 5, lang: str | None = None) -> list[Hit]: ...
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Optional second stage (e.g. a cross-encoder): reorder/rescore the fused candidates."""
+
+    def rerank(self, query: str, hits: list[Hit]) -> list[Hit]: ...

@@ -41,12 +41,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from retrieval.calibration import Calibration
 from retrieval.lexical import tokenize
+
+if TYPE_CHECKING:
+    from retrieval.search import _Candidate, _State
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -211,3 +215,23 @@ VERIFIERS: dict[str, Verifier] = {
 
 def verifier_for(model: str) -> Verifier | None:
     return VERIFIERS.get(model.split(":", 1)[0])
+
+
+def verify_candidates(cands: list[_Candidate], state: _State, query: str, lang: str | None) -> None:
+    """Score every candidate of ``HybridRetriever.search`` with the state's verifier (sets
+    ``score``; nothing when the embedder family has none)."""
+    if state.verifier is None or not cands:
+        return
+    scores = state.verifier.score_pool(
+        query=query,
+        lang=lang,
+        entry_langs=[state.snap.entries[c.entry].lang for c in cands],
+        cosine=np.array([c.cosine for c in cands]),
+        coverage=np.array([c.coverage for c in cands]),
+        bm25=np.array([c.bm25 for c in cands]),
+        fused=np.array([c.fused for c in cands]),
+        head_logp=np.array([c.head_logp or 0.0 for c in cands]),
+        base=state.calibration,
+    )
+    for c, score in zip(cands, scores.tolist(), strict=True):
+        c.score = score
