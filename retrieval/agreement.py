@@ -16,8 +16,8 @@ with its logit lowered by ``agree_shift`` for the entry both encoders put first,
 ``disagree_shift`` for every other entry — high enough that no entry the encoders disagree on
 reaches the answer threshold, so those questions get "Did you mean …?" suggestions instead.
 
-Constants chosen on the development rows above (``bench/bench_agreement.py``,
-docs/benchmarks.md "Second opinion by agreement (session 5)").
+Constants chosen on the development rows above, through the engine
+(``bench/bench_engine_answers.py --cases`` with the English rows; docs/benchmarks.md, "Session 5").
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ PAIRS: dict[str, PairOptions] = {
 }
 # Rule "agree" (setting ``second_opinion_rule``): every English query; mpnet ranks (β 1000)
 # and the answer needs both encoders' first entry to agree (retrieval/agreement.py; constants
-# chosen on the English development rows, docs/benchmarks.md "Second opinion by agreement").
+# chosen on the English development rows, docs/benchmarks.md "Session 5").
 AGREEMENT_PAIRS: dict[str, PairOptions] = {
     "e5+mpnet": PairOptions(
         beta=1000.0,
