@@ -8,7 +8,8 @@ bodies, websocket ``error`` frames and logs) and a user-safe ``message``.
     ├── RetrievalError                 KT300  (retrieval.errors)
     │   ├── IndexModelMismatch         KT301  index built with another embedding model
     │   ├── IndexMissing               KT302  no index yet: run `klartext reindex`
-    │   └── IndexCorrupt               KT303  manifest/files unreadable
+    │   ├── IndexCorrupt               KT303  manifest/files unreadable
+    │   └── AdaptError                 KT304  too few phrasings to adapt; adapter file missing
     ├── ConfigError                    KT100  bad or inconsistent settings
     ├── NLUError                       KT400  NLU model missing / training failed
     ├── LLMError                       KT500  provider failed (timeout, 5xx, refused, malformed)

@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -377,9 +378,15 @@ def _mpnet() -> Embedder:
     return MpnetEmbedder()
 
 
-def embedder_from_name(name: str) -> Embedder:
-    """Rebuild the embedder recorded as ``name`` in an index manifest (``family:model``)."""
+def embedder_from_name(name: str, index_dir: Path | None = None) -> Embedder:
+    """Rebuild the embedder recorded as ``name`` in an index manifest (``family:model``).
+    An adapted e5 (``e5kb:<key>``, :mod:`retrieval.adapted`) needs the ``index_dir`` that
+    holds its adapter."""
     family, sep, model = name.partition(":")
+    if family == "e5kb":
+        from retrieval.adapted import adapted_embedder
+
+        return adapted_embedder(name, index_dir)
     factory = _FAMILIES.get(family)
     known = _KNOWN_MODELS.get(family)
     if not sep or not model or factory is None or (known is not None and model != known):

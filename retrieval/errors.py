@@ -23,3 +23,9 @@ class IndexModelMismatch(RetrievalError):
 
 class IndexCorrupt(RetrievalError):
     code = "KT303"
+
+
+class AdaptError(RetrievalError):
+    """The knowledge base cannot be adapted to, or its adapter file is missing/unreadable."""
+
+    code = "KT304"

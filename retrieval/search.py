@@ -202,7 +202,7 @@ class HybridRetriever:
             if self.follow_model and snap.manifest.model != embedder.name:
                 from retrieval.embedders import embedder_from_name
 
-                embedder = embedder_from_name(snap.manifest.model)
+                embedder = embedder_from_name(snap.manifest.model, self.index_dir)
                 embedder.embed(["warm-up"], kind="query")  # load the model before swapping
             store.check_model(snap.manifest, embedder.name)
             self._state = self._new_state(snap, embedder, self._fixed_calibration)
@@ -387,7 +387,7 @@ def load_retriever(
     if embedder is None:
         from retrieval.embedders import embedder_from_name
 
-        embedder = embedder_from_name(snap.manifest.model)
+        embedder = embedder_from_name(snap.manifest.model, index_dir)
     return HybridRetriever(
         index_dir,
         embedder,

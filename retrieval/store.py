@@ -12,6 +12,8 @@
         vectors.npy                float32 (rows, dim), aligned with rows.json
         index.faiss                FAISS IndexIDMap2 (flat or HNSW)
         bm25_*.npy, bm25_vocab.json  the lexical index
+      adapters/e5kb-<key>.npz      e5 adapted to the knowledge base (opt-in, retrieval.adapt);
+                                   shared by the builds whose manifest model is e5kb:<key>
 
 A reindex writes a new build directory, then atomically replaces ``CURRENT`` (``os.replace``).
 A crash before that leaves the old build serving; readers only ever open builds named by
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from knowledge.schema import Entry, EntryKind
-from retrieval.errors import IndexCorrupt, IndexMissing, IndexModelMismatch
+from retrieval.errors import IndexCorrupt, IndexMissing, IndexModelMismatch, RetrievalError
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -162,6 +164,36 @@ def prune(index_dir: Path, *, keep: int = 2) -> list[str]:
         if path.name not in kept:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path.name)
+    return removed + _prune_adapters(index_dir)
+
+
+ADAPTERS = "adapters"
+_ADAPTER_GRACE_S = 3600.0  # an adapter this new may belong to a reindex still in flight
+
+
+def _prune_adapters(index_dir: Path) -> list[str]:
+    """Delete adapter files (``adapters/e5kb-<key>.npz``) that no build's manifest names."""
+    folder = index_dir / ADAPTERS
+    if not folder.is_dir():
+        return []
+    used = set()
+    for build in builds_dir(index_dir).iterdir():
+        try:
+            family, _, key = read_manifest(build).model.partition(":")
+        except (RetrievalError, OSError):
+            continue
+        if family == "e5kb":
+            used.add(f"e5kb-{key}.npz")
+    removed = []
+    now = datetime.now(UTC).timestamp()
+    for file in sorted(folder.glob("e5kb-*.npz")):
+        try:
+            fresh = now - file.stat().st_mtime < _ADAPTER_GRACE_S
+        except OSError:
+            continue
+        if file.name not in used and not fresh:
+            file.unlink(missing_ok=True)
+            removed.append(f"{ADAPTERS}/{file.name}")
     return removed
 
 

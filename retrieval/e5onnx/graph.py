@@ -13,10 +13,16 @@ blocks of 32 (scale ``absmax / 127``) before the integer dot products — what t
 Q, K and V are one ``MatMulNBits`` (1152 outputs, then ``Split``): their activation blocks
 are the same either way. Attention is ``MultiHeadAttention`` with a key padding mask,
 residual + LayerNorm ``SkipLayerNormalization``, the FFN activation ``BiasGelu`` (erf GELU).
+
+``overrides`` (tensor name -> float32 array, as :meth:`retrieval.e5onnx.torch_model.TorchE5.
+layer_weights` returns them) replace the file's tensors: an overridden linear layer becomes a
+plain float ``MatMul`` (weights kept in float32; used for encoders adapted to a knowledge base,
+:mod:`retrieval.adapt`), overridden biases and LayerNorms take the given values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -39,8 +45,9 @@ def _pack_q4(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Builder:
-    def __init__(self, f: E5File, accuracy_level: int) -> None:
+    def __init__(self, f: E5File, accuracy_level: int, overrides: Mapping[str, np.ndarray]) -> None:
         self.f = f
+        self.over = overrides
         self.h = f.header
         self.level = accuracy_level
         self.nodes: list[onnx.NodeProto] = []
@@ -56,8 +63,22 @@ class _Builder:
         )
         return output
 
+    def f32(self, name: str) -> np.ndarray:
+        """A float tensor: the override when there is one, else the file's."""
+        if name in self.over:
+            return np.asarray(self.over[name], dtype=np.float32).reshape(-1)
+        return self.f.f32(name)
+
     def linear(self, x: str, names: list[str], rows: int, cols: int, out: str) -> str:
-        """MatMulNBits over the (row-)concatenated Q4 matrices ``names``."""
+        """MatMulNBits over the (row-)concatenated Q4 matrices ``names``; a float ``MatMul``
+        when they are overridden."""
+        if all(n in self.over for n in names):
+            w = np.concatenate([np.asarray(self.over[n], np.float32) for n in names], axis=0)
+            if w.shape != (rows * len(names), cols):
+                raise ValueError(f"override {names} has shape {w.shape}")
+            return self.node("MatMul", [x, self.const(out + ".W", w.T)], out)
+        if any(n in self.over for n in names):
+            raise ValueError(f"overrides must cover all of {names} or none")
         blocks = np.concatenate([self.f.q4(n, rows) for n in names], axis=0)
         packed, scales = _pack_q4(blocks)
         b = self.const(out + ".B", packed)
@@ -76,7 +97,7 @@ class _Builder:
         )
 
     def layer(self, i: int, x: str, mask: str) -> str:
-        h, ff, f = self.h.hidden, self.h.ffn, self.f
+        h, ff, f = self.h.hidden, self.h.ffn, self
         p = f"l{i}."
         qkv = self.linear(x, [p + "q.w", p + "k.w", p + "v.w"], h, h, p + "qkv")
         bias = np.concatenate([f.f32(p + "q.b"), f.f32(p + "k.b"), f.f32(p + "v.b")])
@@ -108,7 +129,7 @@ class _Builder:
 
     def _skip_ln(self, x: str, y: str, ln: str, bias: str, out: str) -> str:
         """``LayerNorm(x + y + bias)``, as the engine's ``add_layernorm`` after a biased matmul."""
-        f = self.f
+        f = self
         inputs = [
             x,
             y,
@@ -119,9 +140,14 @@ class _Builder:
         return self.node("SkipLayerNormalization", inputs, out, _MS, epsilon=self.h.eps)
 
 
-def build_model(f: E5File, *, accuracy_level: int = ACCURACY_INT8) -> onnx.ModelProto:
-    """The encoder graph for the weights in ``f`` (see the module docstring)."""
-    b = _Builder(f, accuracy_level)
+def build_model(
+    f: E5File,
+    *,
+    accuracy_level: int = ACCURACY_INT8,
+    overrides: Mapping[str, np.ndarray] | None = None,
+) -> onnx.ModelProto:
+    """The encoder graph for the weights in ``f`` and ``overrides`` (see the module docstring)."""
+    b = _Builder(f, accuracy_level, overrides or {})
     h = f.header.hidden
     x = b.node(
         "LayerNormalization",

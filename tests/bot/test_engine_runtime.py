@@ -101,7 +101,7 @@ def test_answer_verifier_setting_reaches_the_retriever(
 
     monkeypatch.setattr(store, "current_build", lambda d: d)
     monkeypatch.setattr(store, "read_manifest", lambda d: _Manifest())
-    monkeypatch.setattr(embedders, "embedder_from_name", lambda name: object())
+    monkeypatch.setattr(embedders, "embedder_from_name", lambda name, index_dir=None: object())
     monkeypatch.setattr(search, "load_retriever", fake_load)
     import bot.runtime as runtime
 

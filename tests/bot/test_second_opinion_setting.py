@@ -74,7 +74,9 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     data = tmp_path / "data"
     first = WordHash("fake:words")
     reindex(load_knowledge(kb_dir), Settings(data_dir=data).index_dir, first)
-    monkeypatch.setattr(retrieval.embedders, "embedder_from_name", lambda name: first)
+    monkeypatch.setattr(
+        retrieval.embedders, "embedder_from_name", lambda name, index_dir=None: first
+    )
     monkeypatch.setattr(ensemble, "_LOGGED", set())
     return data
 

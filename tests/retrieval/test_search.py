@@ -134,7 +134,9 @@ def test_reload_follows_a_new_model_only_when_asked(
     import retrieval.embedders
 
     monkeypatch.setattr(
-        retrieval.embedders, "embedder_from_name", lambda name: FakeEmbedder(dim=64, name=name)
+        retrieval.embedders,
+        "embedder_from_name",
+        lambda name, index_dir=None: FakeEmbedder(dim=64, name=name),
     )
     fixed = HybridRetriever(index_dir, FakeEmbedder())
     following = load_retriever(index_dir, auto_reload_s=None)
