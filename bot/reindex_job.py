@@ -123,13 +123,18 @@ class ReindexJob:
                 cache.append(make_embedder(settings, languages))
             return cache[0]
 
+        adapted: Embedder | None = None
+        if settings.adapt_embeddings:  # trains only when the FAQ changed
+            from retrieval.adapt import adapted_or_none
+
+            adapted = adapted_or_none(kb, settings.index_dir, factory().name)
         report = reindex(
             kb,
             settings.index_dir,
-            factory,
+            factory if adapted is None else adapted,
             hnsw_threshold=settings.hnsw_threshold,
             duplicate_threshold=settings.duplicate_threshold,
-            model_name=factory().name,
+            model_name=(factory() if adapted is None else adapted).name,
         )
         retrained = False
         if (root / "intents.yaml").is_file():

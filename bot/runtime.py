@@ -118,12 +118,18 @@ def _prepare(settings: Settings) -> None:
             embedder.append(_make_embedder(settings, sorted(kb.languages)))
         return embedder[0]
 
+    adapted: Embedder | None = None
+    if settings.adapt_embeddings:  # trains only when the FAQ changed (docs/retrieval.md)
+        from retrieval.adapt import adapted_or_none
+
+        adapted = adapted_or_none(kb, settings.index_dir, shared().name)
     reindex(
         kb,
         settings.index_dir,
-        shared,
+        shared if adapted is None else adapted,
         hnsw_threshold=settings.hnsw_threshold,
         duplicate_threshold=settings.duplicate_threshold,
+        model_name=None if adapted is None else adapted.name,
     )
     train_if_changed_for(settings, settings.knowledge_dir, shared)
 
@@ -142,7 +148,7 @@ def _load_retriever(settings: Settings, allow_missing: bool) -> tuple[Retriever,
         return EmptyRetriever(), False
     # One embedding per message: the NLU gets the same cached embedder when it was trained
     # with that model (see _load_nlu). A reindex with another model needs a restart.
-    embedder = CachingEmbedder(embedder_from_name(manifest.model))
+    embedder = CachingEmbedder(embedder_from_name(manifest.model, settings.index_dir))
     second = None
     if settings.second_opinion:  # the one place the opt-in second encoder is built
         from retrieval.ensemble import second_opinion_for

@@ -20,9 +20,10 @@ from rich.table import Table
 from bot.cli._apps import app, kb_app
 from bot.config import Settings, get_settings
 from knowledge.errors import KnowledgeError
-from retrieval.errors import RetrievalError
+from retrieval.errors import AdaptError, RetrievalError
 
 if TYPE_CHECKING:
+    from knowledge.schema import KnowledgeBase
     from retrieval.reindex import ReindexReport
     from retrieval.types import Embedder
 
@@ -62,6 +63,15 @@ def reindex(
             "--show-duplicates", min=0, help="Duplicate pairs to list (most similar first)."
         ),
     ] = 20,
+    adapt: Annotated[
+        bool | None,
+        typer.Option(
+            "--adapt/--no-adapt",
+            help="Adapt e5 to this knowledge base's own phrasings before indexing (trains "
+            "~100 s on the demo; reused while the FAQ is unchanged). Default: the "
+            "adapt_embeddings setting.",
+        ),
+    ] = None,
 ) -> None:
     """Build or update the search index from a knowledge folder (incremental by default)."""
     from knowledge.loaders import load_knowledge
@@ -87,6 +97,12 @@ def reindex(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    index_source: Callable[[], Embedder] | Embedder = factory
+    model_name = _configured_name(settings, languages)
+    if settings.adapt_embeddings if adapt is None else adapt:
+        adapted = _adapted(settings, kb, model_name, dry_run, strict=adapt is not None)
+        if adapted is not None:
+            index_source, model_name = adapted, adapted.name
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -104,13 +120,13 @@ def reindex(
             report = run_reindex(
                 kb,
                 settings.index_dir,
-                factory,
+                index_source,
                 full=full,
                 dry_run=dry_run,
                 hnsw_threshold=settings.hnsw_threshold,
                 duplicate_threshold=settings.duplicate_threshold,
                 progress=progress,
-                model_name=_configured_name(settings, languages),
+                model_name=model_name,
             )
         except RetrievalError as exc:
             raise _fail(str(exc)) from None
@@ -119,6 +135,54 @@ def reindex(
         retrained = _train_nlu_if_changed(settings, root, factory)
         if report.written or retrained:
             _notify_replicas(settings, report.build.name if report.build else None)
+
+
+def _adapted(
+    settings: Settings, kb: KnowledgeBase, base_name: str, dry_run: bool, *, strict: bool
+) -> Embedder | None:
+    """The e5 adapted to ``kb`` (trained with a progress bar when its adapter is new).
+    When ``kb`` or the embedder cannot be adapted: an error with ``strict`` (``--adapt``),
+    else (the ``adapt_embeddings`` setting) a warning and ``None`` (index with plain e5)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from retrieval.adapt import adapted_embedder_for, adapter_key, check_adaptable
+    from retrieval.adapted import AdaptedE5Embedder, adapter_path
+
+    if dry_run:  # name the model a real run would use; train nothing
+        try:
+            check_adaptable(kb, base_name)
+        except AdaptError as exc:
+            if strict:
+                raise _fail(exc.message) from None
+            return None
+        return AdaptedE5Embedder(adapter_path(settings.index_dir, adapter_key(kb)))
+    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("Adapting e5 to the knowledge base", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            embedder, report = adapted_embedder_for(
+                kb, settings.index_dir, base_name, progress=progress
+            )
+        except AdaptError as exc:
+            if strict:
+                raise _fail(exc.message) from None
+            err_console.print(f"[yellow]not adapting:[/yellow] {exc.message}", highlight=False)
+            return None
+        except RetrievalError as exc:
+            raise _fail(str(exc)) from None
+    if report.trained:
+        console.print(
+            f"Adapted e5 to the knowledge base: {report.groups} phrasing groups, "
+            f"{report.twins} cross-language twins, {report.steps} steps, {report.seconds:.0f} s "
+            f"({report.model})."
+        )
+    else:
+        console.print(f"Adapter up to date ({report.model}).")
+    return embedder
 
 
 def _notify_replicas(settings: Settings, build: str | None) -> None:
@@ -214,8 +278,14 @@ def search(
     settings = get_settings()
     try:
         build = store.current_build(settings.index_dir)
-        languages = sorted({e.lang for e in store.read_entries(build)})
-        retriever = load_retriever(settings.index_dir, embedder=make_embedder(settings, languages))
+        model = store.read_manifest(build).model
+        if model.startswith("e5kb:"):  # adapted to the knowledge base: its own adapter
+            from retrieval.embedders import embedder_from_name
+
+            embedder = embedder_from_name(model, settings.index_dir)
+        else:
+            embedder = make_embedder(settings, sorted({e.lang for e in store.read_entries(build)}))
+        retriever = load_retriever(settings.index_dir, embedder=embedder)
         if fusion not in get_args(Fusion):
             raise _fail(f"--fusion must be one of {', '.join(get_args(Fusion))}")
         hits = retriever.search(query, k=k, lang=lang, fusion=cast("Fusion", fusion))

@@ -40,7 +40,7 @@ def _index_embedder(settings: Settings) -> Any:
         manifest = store.read_manifest(store.current_build(settings.index_dir))
     except IndexMissing:
         return None
-    return embedder_from_name(manifest.model)
+    return embedder_from_name(manifest.model, settings.index_dir)
 
 
 def _report_json(report: Any) -> dict[str, Any]:

@@ -115,3 +115,42 @@ async def test_cached_turns_of_two_conversations_interleave() -> None:
 
     await asyncio.gather(conversation("a"), conversation("b"))
     assert seen == ["a", "b"] * 3  # no conversation runs its cached turns back to back
+
+
+class NamedEmbedder(LengthEmbedder):
+    """Another model than the NLU's (an index adapted to the knowledge base)."""
+
+    name = "fake:adapted"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+        self.threads: list[int] = []
+
+    def embed(self, texts: Sequence[str], *, kind: str = "passage") -> Vectors:
+        self.threads.append(threading.get_ident())
+        self.started.set()
+        return super().embed(texts, kind=kind)
+
+
+async def test_retriever_with_another_model_embeds_while_the_nlu_parses() -> None:
+    inner = NamedEmbedder()
+    shared = CachingEmbedder(inner)
+    engine, nlu = _engine(LengthEmbedder(), shared)
+    overlapped: list[bool] = []
+    original = nlu.parse
+
+    def parse(text: str, lang: str | None = None) -> ParsedMessage:
+        overlapped.append(inner.started.wait(timeout=5))  # only if it runs meanwhile
+        return original(text, lang)
+
+    nlu.parse = parse  # type: ignore[method-assign]
+    events = await collect(engine.turn(QUESTION, ConversationContext("c"), turn_id="t"))
+    assert overlapped == [True]
+    assert inner.calls == 1 and inner.threads[0] != nlu.threads[0]  # once, on its own thread
+    assert events[-1].mode == "extractive"
+    inner.started.clear()
+    same = CachingEmbedder(LengthEmbedder())  # one model for both: nothing ahead
+    engine, nlu = _engine(same, same)
+    await collect(engine.turn(QUESTION, ConversationContext("c"), turn_id="t"))
+    assert same.inner.calls == 1  # type: ignore[attr-defined]
