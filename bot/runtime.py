@@ -147,8 +147,13 @@ def _load_retriever(settings: Settings, allow_missing: bool) -> tuple[Retriever,
         log.warning("no index in %s: run `klartext reindex`", settings.index_dir)
         return EmptyRetriever(), False
     # One embedding per message: the NLU gets the same cached embedder when it was trained
-    # with that model (see _load_nlu). A reindex with another model needs a restart.
-    embedder = CachingEmbedder(embedder_from_name(manifest.model, settings.index_dir))
+    # with that model (see _load_nlu). A build with another model (e.g. the knowledge base
+    # re-adapted after an FAQ change, retrieval.adapt) swaps the retriever's embedder on
+    # reload; the NLU keeps the one it was loaded with.
+    def embedder_for(name: str) -> Embedder:
+        return CachingEmbedder(embedder_from_name(name, settings.index_dir))
+
+    embedder = embedder_for(manifest.model)
     second = None
     if settings.second_opinion:  # the one place the opt-in second encoder is built
         from retrieval.ensemble import second_opinion_for
@@ -159,6 +164,7 @@ def _load_retriever(settings: Settings, allow_missing: bool) -> tuple[Retriever,
         embedder=embedder,
         use_verifier=settings.answer_verifier,
         second_opinion=second,
+        embedder_for=embedder_for,
     )
     if second is not None:
         from retrieval.ensemble import warm_up

@@ -112,7 +112,9 @@ class HybridRetriever:
     ``auto_reload_s`` set, :meth:`search` checks ``CURRENT`` at most that often and reloads in a
     background thread, so a running server follows ``klartext reindex`` without a restart or
     a slow request. ``follow_model`` (set by :func:`load_retriever` when it chose the embedder
-    from the manifest) lets a reload switch to a build made with another model.
+    from the manifest) lets a reload switch to a build made with another model;
+    ``embedder_for(name)`` (implies following) builds that model's embedder, e.g. wrapped in a
+    cache (a knowledge base re-adapted after an FAQ change is a new model, ``e5kb:<key>``).
     ``use_verifier=True`` scores hits with the answerability verifier
     (:mod:`retrieval.verifier`) where it is fitted; off by default (docs/retrieval.md).
     """
@@ -130,6 +132,7 @@ class HybridRetriever:
         cross_lang_margin: float = 0.1,
         auto_reload_s: float | None = None,
         follow_model: bool = False,
+        embedder_for: Callable[[str], Embedder] | None = None,
         use_head: bool = True,
         use_verifier: bool = False,
         second_opinion: SecondOpinion | None = None,
@@ -143,7 +146,8 @@ class HybridRetriever:
         self.candidates = candidates
         self.cross_lang_margin = cross_lang_margin
         self.auto_reload_s = auto_reload_s
-        self.follow_model = follow_model
+        self.follow_model = follow_model or embedder_for is not None
+        self.embedder_for = embedder_for
         self._fixed_calibration = calibration
         self._lock = threading.Lock()
         self._last_check = time.monotonic()
@@ -202,7 +206,8 @@ class HybridRetriever:
             if self.follow_model and snap.manifest.model != embedder.name:
                 from retrieval.embedders import embedder_from_name
 
-                embedder = embedder_from_name(snap.manifest.model, self.index_dir)
+                make = self.embedder_for or (lambda n: embedder_from_name(n, self.index_dir))
+                embedder = make(snap.manifest.model)
                 embedder.embed(["warm-up"], kind="query")  # load the model before swapping
             store.check_model(snap.manifest, embedder.name)
             self._state = self._new_state(snap, embedder, self._fixed_calibration)
@@ -374,6 +379,7 @@ def load_retriever(
     auto_reload_s: float | None = 2.0,
     use_verifier: bool = False,
     second_opinion: SecondOpinion | None = None,
+    embedder_for: Callable[[str], Embedder] | None = None,
 ) -> HybridRetriever:
     """Open the served build in ``index_dir``. Without ``embedder``, the one recorded in the
     manifest is rebuilt (``retrieval.embedders.embedder_from_name``) and followed across
@@ -381,7 +387,8 @@ def load_retriever(
     ``auto_reload_s``: how often searches look for a newly published build (None = never).
     ``use_verifier``: score hits with the answerability verifier (:mod:`retrieval.verifier`;
     off by default — on the demo's user-style questions it did not beat the calibration).
-    ``second_opinion``: a second encoder for unsure queries (:mod:`retrieval.ensemble`)."""
+    ``second_opinion``: a second encoder for unsure queries (:mod:`retrieval.ensemble`).
+    ``embedder_for``: follow a new build's model with this factory (see HybridRetriever)."""
     snap = load_snapshot(index_dir)
     follow = embedder is None
     if embedder is None:
@@ -395,6 +402,7 @@ def load_retriever(
         reranker=reranker,
         auto_reload_s=auto_reload_s,
         follow_model=follow,
+        embedder_for=embedder_for,
         use_verifier=use_verifier,
         second_opinion=second_opinion,
         _snapshot=snap,

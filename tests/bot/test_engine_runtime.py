@@ -107,3 +107,8 @@ def test_answer_verifier_setting_reaches_the_retriever(
 
     _, ok = runtime._load_retriever(Settings(data_dir=tmp_path, answer_verifier=strict), False)
     assert ok and seen["use_verifier"] is strict
+    # a build with another model (a re-adapted knowledge base) gets a cached embedder too
+    from bot.embedcache import CachingEmbedder
+
+    follow = seen["embedder_for"]
+    assert callable(follow) and isinstance(follow("e5kb:0123456789abcdef"), CachingEmbedder)

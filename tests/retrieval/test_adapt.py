@@ -152,3 +152,27 @@ def test_an_adapted_index_serves_searches_and_unused_adapters_are_pruned(tmp_pat
         embedder_from_name(report.model, index_dir)
     with pytest.raises(AdaptError, match="index folder"):
         embedder_from_name(report.model)
+
+
+def test_a_re_adapted_build_is_followed_through_the_embedder_factory(tmp_path: Path) -> None:
+    kb = _kb(tmp_path)
+    index_dir = tmp_path / "idx"
+    embedder, first = adapted_embedder_for(kb, index_dir, f"e5:{E5_MODEL}")
+    reindex(kb, index_dir, embedder)
+    made: list[str] = []
+
+    def embedder_for(name: str) -> AdaptedE5Embedder:
+        made.append(name)
+        return AdaptedE5Embedder(adapter_path(index_dir, name.partition(":")[2]))
+
+    retriever = load_retriever(
+        index_dir, embedder=embedder, auto_reload_s=None, embedder_for=embedder_for
+    )
+    edited = [*GROUPS[:-1], ("account", ["How do I close my account?", "Delete my profile"])]
+    kb2 = _kb(tmp_path, edited)
+    embedder2, second = adapted_embedder_for(kb2, index_dir, f"e5:{E5_MODEL}")
+    assert second.model != first.model and second.trained
+    reindex(kb2, index_dir, embedder2)
+    assert retriever.reload_if_changed()
+    assert made == [second.model] and retriever.embedder.name == second.model
+    assert retriever.search("please delete my profile", k=1)[0].entry_id == "account"
