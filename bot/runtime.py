@@ -146,6 +146,7 @@ def _load_retriever(settings: Settings, allow_missing: bool) -> tuple[Retriever,
             raise
         log.warning("no index in %s: run `klartext reindex`", settings.index_dir)
         return EmptyRetriever(), False
+
     # One embedding per message: the NLU gets the same cached embedder when it was trained
     # with that model (see _load_nlu). A build with another model (e.g. the knowledge base
     # re-adapted after an FAQ change, retrieval.adapt) swaps the retriever's embedder on
