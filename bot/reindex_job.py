@@ -127,7 +127,8 @@ class ReindexJob:
         if settings.adapt_embeddings:  # trains only when the FAQ changed
             from retrieval.adapt import adapted_or_none
 
-            adapted = adapted_or_none(kb, settings.index_dir, factory().name)
+            # one torch thread: this runs inside the serving process, next to live chats
+            adapted = adapted_or_none(kb, settings.index_dir, factory().name, threads=1)
         report = reindex(
             kb,
             settings.index_dir,

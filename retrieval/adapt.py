@@ -148,11 +148,13 @@ def adapted_embedder_for(
     base_name: str,
     *,
     progress: Callable[[int, int], None] | None = None,
+    threads: int | None = None,
 ) -> tuple[Embedder, AdaptReport]:
-    """The adapted embedder to index ``kb`` with (training its adapter when it is new).
-    ``base_name``: the configured embedder's name, which must be e5's."""
+    """The adapted embedder to index ``kb`` with (training its adapter when it is new, on
+    ``threads`` torch threads, default all cores). ``base_name``: the configured embedder's
+    name, which must be e5's."""
     check_adaptable(kb, base_name)
-    report = ensure_adapter(kb, index_dir, progress=progress)
+    report = ensure_adapter(kb, index_dir, progress=progress, threads=threads)
     return AdaptedE5Embedder(report.path), report
 
 
@@ -162,11 +164,12 @@ def adapted_or_none(
     base_name: str,
     *,
     progress: Callable[[int, int], None] | None = None,
+    threads: int | None = None,
 ) -> Embedder | None:
     """For the ``adapt_embeddings`` setting: the adapted embedder, or ``None`` (logged) when
     this knowledge base or the configured embedder cannot be adapted."""
     try:
-        return adapted_embedder_for(kb, index_dir, base_name, progress=progress)[0]
+        return adapted_embedder_for(kb, index_dir, base_name, progress=progress, threads=threads)[0]
     except AdaptError as exc:
         log.warning("not adapting e5 to the knowledge base: %s", exc.message)
         return None
