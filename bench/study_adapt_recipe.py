@@ -247,7 +247,7 @@ def _pipeline(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", default="/tmp/klartext_adapt_recipes", help="adapter cache dir")
-    ap.add_argument("--variants", default="e5,A,B,C,D", help="comma list of e5,A,A1,B,C,BC,D")
+    ap.add_argument("--variants", default="e5,A,B,C,D,A1", help="comma list of e5,A,A1,B,C,BC,D")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for training")
     args = ap.parse_args()
     import torch
