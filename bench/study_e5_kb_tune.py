@@ -124,8 +124,9 @@ class _Wrapped:
 
 
 def _pipeline(e5: _E5, kb: KnowledgeBase, qs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Right answers at false-answer budgets through the bot's retrieval path (see module doc)."""
-    from sklearn.linear_model import LogisticRegression
+    """Right answers at false-answer budgets through the bot's retrieval path (see module doc;
+    the measure is ``bench/study_adapt_recipe.py``'s since session 6)."""
+    from study_adapt_recipe import _budgets, _pools
 
     from retrieval.reindex import reindex
     from retrieval.search import HybridRetriever
@@ -134,44 +135,8 @@ def _pipeline(e5: _E5, kb: KnowledgeBase, qs: list[dict[str, Any]]) -> dict[str,
     with tempfile.TemporaryDirectory() as tmp:
         reindex(kb, Path(tmp), emb, hnsw_threshold=10**9)
         r = HybridRetriever(Path(tmp), emb, auto_reload_s=None)
-        snap = r._state.snap
-        pools = []
-        for q, qvec in zip(qs, emb.embed([q["q"] for q in qs], kind="query"), strict=True):
-            logp = snap.head.log_probs(qvec) if snap.head is not None else None
-            cands = r._candidates(snap, q["q"], qvec, "weighted", logp)
-            r._fuse(cands, "weighted")
-            cands.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
-            same = [c for c in cands if snap.entries[c.entry].lang == q["lang"]] or cands
-            pools.append([((c.cosine, c.coverage, c.head_logp or 0.0),
-                           snap.entries[c.entry].id in q["exp"]) for c in same[:5]])  # fmt: skip
-    order = list(range(len(qs)))
-    random.Random(0).shuffle(order)
-    picks: list[tuple[float, bool] | None] = [None] * len(qs)
-    for k in range(5):
-        held = set(order[k::5])
-        x = [f for i, p in enumerate(pools) if i not in held for f, _ in p]
-        y = [int(ok) for i, p in enumerate(pools) if i not in held for _, ok in p]
-        model = LogisticRegression(max_iter=5000).fit(np.array(x), np.array(y))
-        for i in held:
-            if pools[i]:
-                prob = model.predict_proba(np.array([f for f, _ in pools[i]]))[:, 1]
-                j = int(np.argmax(prob))
-                picks[i] = (float(prob[j]), pools[i][j][1])
-    answerable = sum(bool(q["exp"]) for q in qs)
-    out: dict[str, Any] = {
-        "top1": round(sum(bool(p and p[0][1]) for p in pools) / answerable, 3),
-        "answerable": answerable,
-        "n": len(qs),
-    }
-    for budget in (0.01, 0.02, 0.03, 0.05):
-        best = (0, 0.0)
-        for t in np.arange(0.2, 0.96, 0.05):
-            right = sum(1 for p in picks if p and p[0] >= t and p[1])
-            false = sum(1 for p in picks if p and p[0] >= t and not p[1])
-            if false <= budget * len(qs) and right > best[0]:
-                best = (right, round(float(t), 2))
-        out[f"right at false<={budget:.0%}"] = best[0]
-    return out
+        pools = _pools(r, qs, emb.embed([q["q"] for q in qs], kind="query"))
+    return _budgets(pools, qs)
 
 
 def _negatives() -> list[dict[str, Any]]:
