@@ -1,6 +1,7 @@
 """Knowledge admin over real HTTP: FAQ entries CRUD in the managed file (hand-written files
 stay read-only), validation, scopes, and the background reindex — with a fake embedder, and
-once with the real runtime (MiniLM), where the running bot answers from the new entry."""
+once with the real runtime (MiniLM), where the running bot answers from the new entry, and once
+adapted to the knowledge base (e5), where the edit trains a new adapter the bot follows."""
 
 from __future__ import annotations
 
@@ -322,3 +323,56 @@ async def test_unwritable_knowledge_folder_is_503(api_sqlite: Api) -> None:
     assert (resp.status_code, resp.json()["error"]["code"]) == (503, "knowledge_not_writable")
     listed = await api_sqlite.call("GET", f"{BASE}/entries", "read")
     assert listed.status_code == 200 and listed.json()["total"] == 4
+
+
+async def test_api_reindex_re_adapts_and_the_running_bot_follows(
+    start_server: StartServer, open_client: OpenClient, tmp_path: Path
+) -> None:
+    """Real runtime with e5 adapted to the knowledge base: an FAQ edit through the API trains
+    a new adapter (a new model, e5kb:<key>) and the running bot answers from it at once."""
+    from retrieval import store
+    from tests.retrieval.test_adapt import GROUPS, _faq
+
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "faq.yaml").write_text(_faq(GROUPS))
+    server = start_server(
+        real=True,
+        data_dir=tmp_path / "data",
+        knowledge_dir=kb,
+        prepare_on_start=True,
+        embedding_backend="e5",
+        adapt_embeddings=True,
+        llm_provider="none",
+    )
+    index_dir = server.settings.index_dir
+    before = store.read_manifest(store.current_build(index_dir)).model
+    assert before.startswith("e5kb:")
+    from bot.store import Database
+    from bot.store.apikeys import create_api_key
+
+    db = Database(server.settings.effective_database_url)
+    async with db.writing() as s:
+        key = (await create_api_key(s, name="admin", scopes="read,admin")).plaintext
+    await db.dispose()
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as http:
+        created = await http.post(f"{BASE}/entries", json=GIFT)
+        assert created.status_code == 201
+        assert (await http.post(f"{BASE}/reindex")).status_code == 202
+        for _ in range(3000):
+            status = (await http.get(f"{BASE}/reindex")).json()
+            if status["state"] != "running":
+                break
+            await asyncio.sleep(0.1)
+    assert status["state"] == "succeeded" and status["runtime_reloaded"] is True, status
+    after = store.read_manifest(store.current_build(index_dir)).model
+    assert after.startswith("e5kb:") and after != before
+
+    c = await open_client(server.ws_url)
+    await c.hello(lang="en")
+    await c.send({"type": "message", "message_id": "g1", "text": "Can I buy a voucher?"})
+    frames = await c.until("done", timeout=60)
+    sources = next(f for f in frames if f["type"] == "sources")
+    assert sources["items"][0]["id"] == created.json()["id"]
