@@ -24,7 +24,7 @@ from bot.errors import ConfigError, NLUError
 from bot.llm.breaker import CircuitBreaker
 from bot.llm.providers import ChatModelProvider, make_provider
 from bot.nlu.types import Entity, IntentParser, ParsedMessage
-from retrieval.errors import IndexMissing
+from retrieval.errors import AdaptError, IndexMissing
 from retrieval.types import Embedder, Hit, Retriever
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,15 @@ def _load_retriever(settings: Settings, allow_missing: bool) -> tuple[Retriever,
     def embedder_for(name: str) -> Embedder:
         return CachingEmbedder(embedder_from_name(name, settings.index_dir))
 
-    embedder = embedder_for(manifest.model)
+    try:
+        embedder = embedder_for(manifest.model)
+        if manifest.model.startswith("e5kb:"):  # a missing/damaged adapter fails now, not per turn
+            embedder.embed(["warm-up"], kind="query")
+    except AdaptError as exc:
+        if not allow_missing:
+            raise
+        log.error("index not served: %s", exc.message)
+        return EmptyRetriever(), False
     second = None
     if settings.second_opinion:  # the one place the opt-in second encoder is built
         from retrieval.ensemble import second_opinion_for

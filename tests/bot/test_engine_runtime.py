@@ -112,3 +112,33 @@ def test_answer_verifier_setting_reaches_the_retriever(
 
     follow = seen["embedder_for"]
     assert callable(follow) and isinstance(follow("e5kb:0123456789abcdef"), CachingEmbedder)
+
+
+def test_a_damaged_adapter_is_reported_at_start_not_per_turn(tmp_path: Path) -> None:
+    """An index adapted to the knowledge base whose adapter file is damaged: with
+    ``allow_missing`` the runtime serves without the index (``ready()['index']`` is False,
+    turns fall back); without, building fails with KT304."""
+    import pytest
+
+    import bot.runtime as runtime
+    from knowledge.loaders import load_knowledge
+    from retrieval.adapted import adapter_path
+    from retrieval.errors import AdaptError
+    from retrieval.reindex import reindex
+    from tests.retrieval.fakes import FakeEmbedder
+
+    kb_dir = tmp_path / "kb"
+    kb_dir.mkdir()
+    (kb_dir / "faq.yaml").write_text(
+        "lang: en\nentries:\n  - id: a\n    question: How long is delivery?\n"
+        "    answer: Two days.\n"
+    )
+    settings = Settings(data_dir=tmp_path / "data", knowledge_dir=kb_dir)
+    reindex(load_knowledge(kb_dir), settings.index_dir, FakeEmbedder(name="e5kb:0123456789abcdef"))
+    path = adapter_path(settings.index_dir, "0123456789abcdef")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not an adapter")
+    retriever, ok = runtime._load_retriever(settings, allow_missing=True)
+    assert not ok and retriever.search("delivery?") == []
+    with pytest.raises(AdaptError, match="unreadable"):
+        runtime._load_retriever(settings, allow_missing=False)
