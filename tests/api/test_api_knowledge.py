@@ -272,6 +272,30 @@ async def test_reindex_in_background_then_search_finds_the_new_entry(
     assert any(i.startswith("broken.yaml:2:") for i in failed["issues"]), failed["issues"]
 
 
+async def _add_gift_and_reindex(server: Any, wait_s: float) -> tuple[dict[str, Any], Any]:
+    """As an admin API client of a real server: create the GIFT entry, start a reindex and
+    wait up to ``wait_s`` for it to finish; the created entry and the final status."""
+    from bot.store import Database
+    from bot.store.apikeys import create_api_key
+
+    db = Database(server.settings.effective_database_url)
+    async with db.writing() as s:
+        key = (await create_api_key(s, name="admin", scopes="read,admin")).plaintext
+    await db.dispose()
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as http:
+        created = await http.post(f"{BASE}/entries", json=GIFT)
+        assert created.status_code == 201
+        assert (await http.post(f"{BASE}/reindex")).status_code == 202
+        for _ in range(int(wait_s * 10)):
+            status = (await http.get(f"{BASE}/reindex")).json()
+            if status["state"] != "running":
+                break
+            await asyncio.sleep(0.1)
+    return created.json(), status
+
+
 async def test_api_reindex_reaches_the_running_bot(
     start_server: StartServer, open_client: OpenClient, tmp_path: Path
 ) -> None:
@@ -287,24 +311,7 @@ async def test_api_reindex_reaches_the_running_bot(
         embedding_backend="minilm",
         llm_provider="none",
     )
-    from bot.store import Database
-    from bot.store.apikeys import create_api_key
-
-    db = Database(server.settings.effective_database_url)
-    async with db.writing() as s:
-        key = (await create_api_key(s, name="admin", scopes="read,admin")).plaintext
-    await db.dispose()
-    async with httpx.AsyncClient(
-        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
-    ) as http:
-        created = await http.post(f"{BASE}/entries", json=GIFT)
-        assert created.status_code == 201
-        assert (await http.post(f"{BASE}/reindex")).status_code == 202
-        for _ in range(600):
-            status = (await http.get(f"{BASE}/reindex")).json()
-            if status["state"] != "running":
-                break
-            await asyncio.sleep(0.1)
+    created, status = await _add_gift_and_reindex(server, wait_s=60)
     assert status["state"] == "succeeded" and status["added"] == 1, status
     assert status["runtime_reloaded"] is True
 
@@ -313,7 +320,7 @@ async def test_api_reindex_reaches_the_running_bot(
     await c.send({"type": "message", "message_id": "g1", "text": "Do you sell gift cards?"})
     frames = await c.until("done", timeout=60)
     sources = next(f for f in frames if f["type"] == "sources")
-    assert sources["items"][0]["id"] == created.json()["id"]
+    assert sources["items"][0]["id"] == created["id"]
     assert frames[-1]["answered"] is True
 
 
@@ -348,24 +355,7 @@ async def test_api_reindex_re_adapts_and_the_running_bot_follows(
     index_dir = server.settings.index_dir
     before = store.read_manifest(store.current_build(index_dir)).model
     assert before.startswith("e5kb:")
-    from bot.store import Database
-    from bot.store.apikeys import create_api_key
-
-    db = Database(server.settings.effective_database_url)
-    async with db.writing() as s:
-        key = (await create_api_key(s, name="admin", scopes="read,admin")).plaintext
-    await db.dispose()
-    async with httpx.AsyncClient(
-        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
-    ) as http:
-        created = await http.post(f"{BASE}/entries", json=GIFT)
-        assert created.status_code == 201
-        assert (await http.post(f"{BASE}/reindex")).status_code == 202
-        for _ in range(3000):
-            status = (await http.get(f"{BASE}/reindex")).json()
-            if status["state"] != "running":
-                break
-            await asyncio.sleep(0.1)
+    created, status = await _add_gift_and_reindex(server, wait_s=300)
     assert status["state"] == "succeeded" and status["runtime_reloaded"] is True, status
     after = store.read_manifest(store.current_build(index_dir)).model
     assert after.startswith("e5kb:") and after != before
@@ -375,4 +365,4 @@ async def test_api_reindex_re_adapts_and_the_running_bot_follows(
     await c.send({"type": "message", "message_id": "g1", "text": "Can I buy a voucher?"})
     frames = await c.until("done", timeout=60)
     sources = next(f for f in frames if f["type"] == "sources")
-    assert sources["items"][0]["id"] == created.json()["id"]
+    assert sources["items"][0]["id"] == created["id"]
