@@ -107,15 +107,12 @@ def ensure_adapter(
     threads: int | None = None,
 ) -> AdaptReport:
     """The adapter for ``kb`` in ``index_dir``: reused when its key exists, else trained."""
-    from retrieval.embedders import E5_MODEL
-
     key = adapter_key(kb, recipe)
     path = adapter_path(index_dir, key)
     model = f"{ADAPTER_FAMILY}:{key}"
     if path.is_file():
         return AdaptReport(path, model, trained=False)
-    if len(_groups(kb)) < MIN_GROUPS:
-        check_adaptable(kb, f"e5:{E5_MODEL}")  # raises the error that says why
+    _check_groups(kb)
     t0 = time.monotonic()
     weights, stats = _train(kb, recipe, progress, threads)
     save_adapter(path, weights, {"model": model, "recipe": asdict(recipe), **stats})
@@ -134,6 +131,10 @@ def check_adaptable(kb: KnowledgeBase, base_name: str) -> None:
             "KLARTEXT_EMBEDDING_BACKEND=e5 (auto picks e5 for knowledge in other languages "
             "than English)"
         )
+    _check_groups(kb)
+
+
+def _check_groups(kb: KnowledgeBase) -> None:
     groups = len(_groups(kb))
     if groups < MIN_GROUPS:
         raise AdaptError(

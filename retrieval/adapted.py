@@ -25,7 +25,7 @@ from retrieval import store
 from retrieval.errors import AdaptError, RetrievalError
 from retrieval.onnx_cache import write_atomic
 
-ADAPTER_FAMILY = "e5kb"
+ADAPTER_FAMILY = store.ADAPTER_FAMILY
 _KEY = re.compile(r"^[0-9a-f]{16}$")
 _META = "__meta__"
 F32 = npt.NDArray[np.float32]
@@ -34,7 +34,7 @@ F32 = npt.NDArray[np.float32]
 def adapter_path(index_dir: Path, key: str) -> Path:
     if not _KEY.match(key):
         raise RetrievalError(f"not an adapter key: {key!r}")
-    return index_dir / store.ADAPTERS / f"{ADAPTER_FAMILY}-{key}.npz"
+    return index_dir / store.ADAPTERS / store.adapter_file_name(key)
 
 
 def save_adapter(path: Path, weights: Mapping[str, F32], meta: Mapping[str, Any]) -> None:

@@ -168,7 +168,13 @@ def prune(index_dir: Path, *, keep: int = 2) -> list[str]:
 
 
 ADAPTERS = "adapters"
+ADAPTER_FAMILY = "e5kb"  # manifest model e5kb:<key> <-> adapters/e5kb-<key>.npz
 _ADAPTER_GRACE_S = 3600.0  # an adapter this new may belong to a reindex still in flight
+
+
+def adapter_file_name(key: str) -> str:
+    """The adapter file of the manifest model ``e5kb:<key>`` (see retrieval.adapted)."""
+    return f"{ADAPTER_FAMILY}-{key}.npz"
 
 
 def _prune_adapters(index_dir: Path) -> list[str]:
@@ -182,11 +188,11 @@ def _prune_adapters(index_dir: Path) -> list[str]:
             family, _, key = read_manifest(build).model.partition(":")
         except (RetrievalError, OSError):
             continue
-        if family == "e5kb":
-            used.add(f"e5kb-{key}.npz")
+        if family == ADAPTER_FAMILY:
+            used.add(adapter_file_name(key))
     removed = []
     now = datetime.now(UTC).timestamp()
-    for file in sorted(folder.glob("e5kb-*.npz")):
+    for file in sorted(folder.glob(adapter_file_name("*"))):
         try:
             fresh = now - file.stat().st_mtime < _ADAPTER_GRACE_S
         except OSError:
