@@ -83,6 +83,14 @@ class Runtime:
         return bool(reload()) if callable(reload) else False
 
 
+def index_signature(settings: Settings) -> tuple[object, ...] | None:
+    """The served index's files at a glance (``retrieval.store.index_signature``): the web
+    app's reload loop builds an unready runtime again only when this changes."""
+    from retrieval.store import index_signature as signature
+
+    return signature(settings.index_dir)
+
+
 def make_actions(settings: Settings) -> dict[str, Action]:
     """The order lookup: the configured HTTP backend, else the demo's ``orders.json``."""
     if settings.order_api_url:

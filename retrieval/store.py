@@ -23,6 +23,7 @@ builds and abandoned partial ones are pruned. No pickle anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 import os
@@ -175,6 +176,25 @@ _ADAPTER_GRACE_S = 3600.0  # an adapter this new may belong to a reindex still i
 def adapter_file_name(key: str) -> str:
     """The adapter file of the manifest model ``e5kb:<key>`` (see retrieval.adapted)."""
     return f"{ADAPTER_FAMILY}-{key}.npz"
+
+
+def index_signature(index_dir: Path) -> tuple[object, ...] | None:
+    """What a server's index depends on, cheaply: ``CURRENT`` (name and modification time) and
+    the adapter files (name, size, modification time); None while there is no ``CURRENT``. Two
+    equal signatures mean loading again would read the same files."""
+    try:
+        current = (index_dir / CURRENT).stat()
+        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    adapters: list[tuple[str, int, int]] = []
+    folder = index_dir / ADAPTERS
+    if folder.is_dir():
+        for file in sorted(folder.iterdir()):
+            with contextlib.suppress(OSError):
+                st = file.stat()
+                adapters.append((file.name, st.st_size, st.st_mtime_ns))
+    return (name, current.st_mtime_ns, tuple(adapters))
 
 
 def _prune_adapters(index_dir: Path) -> list[str]:

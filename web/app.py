@@ -75,15 +75,25 @@ async def _build_runtime(settings: Settings) -> RuntimeLike:
 
 async def _reload_loop(services: Services) -> None:
     """Pick up ``klartext reindex`` while the server runs: swap a changed index in place, or
-    build the runtime again once an index appears where there was none."""
+    build the runtime again once an index appears where there was none. An index that could
+    not be served (e.g. a damaged adapter, KT304) is tried again only after its files change,
+    not on every poll."""
+    from bot.runtime import index_signature
+
+    tried: tuple[object, ...] | None = None
     while True:
         notified = await wait_reload(services.hub, RELOAD_INTERVAL_S)  # Redis: another replica
         runtime: Any = services.runtime
         try:
             if runtime is None or not runtime.ready().get("index", True):
-                if (services.settings.index_dir / "CURRENT").is_file():
+                signature = index_signature(services.settings)
+                if signature is not None and signature != tried:
+                    tried = signature
                     services.runtime = await _build_runtime(services.settings)
                     services.runtime_error = None
+                    if not services.runtime.ready().get("index", True):
+                        log.warning("index still not served; next try when its files change")
+                        continue
                     log.info("runtime rebuilt: index found")
                     if not notified:
                         announce_reindex(services.hub)
