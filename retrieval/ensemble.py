@@ -407,6 +407,7 @@ def consult(
     head (e.g. one phrasing per entry) its log P counts as 0 — only for pairs whose constants
     do not use it (or that keep the first encoder's scores)."""
     from retrieval.calibration import head_rank_weight_for
+    from retrieval.langpref import prefer_lang
     from retrieval.search import _Candidate, _score
     from retrieval.snapshot import best_rows
 
@@ -416,8 +417,11 @@ def consult(
         return cands
     if head_logp is None and so.calibration is not None and so.calibration.logp_weight:
         return cands  # constants fitted with the head's log P: no head, no second opinion
-    first = retriever._prefer_lang(
-        cands, lang, lambda c: (snap.entries[c.entry].lang, _score(c, state))
+    first = prefer_lang(
+        cands,
+        lang,
+        lambda c: (snap.entries[c.entry].lang, _score(c, state)),
+        retriever.cross_lang_margin,
     )[:5]
     same = [snap.entries[c.entry].lang == lang for c in first]
     gap = first[0].fused - first[1].fused if len(first) > 1 else float("inf")

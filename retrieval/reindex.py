@@ -39,7 +39,7 @@ from knowledge.changes import (
     fingerprint_files,
 )
 from knowledge.schema import Entry, EntryKind, KnowledgeBase
-from retrieval import store
+from retrieval import store, translations
 from retrieval.errors import IndexMissing, RetrievalError
 from retrieval.head import HEAD_FILES, train_head
 from retrieval.head import should_train as should_train_head
@@ -156,6 +156,8 @@ def reindex(
         dry_run=dry_run,
     )
     no_change = prev is not None and changes.is_empty and not full
+    if no_change and prev is not None and _answers_missing(kb, prev):
+        no_change = False  # a build from before answer vectors: add them (no row embedding)
     if dry_run or no_change:
         exact = [] if no_change else find_exact_duplicates(kb.entries)
         report.duplicates = _merge(exact, prev.manifest.duplicates if prev else [], kb)
@@ -211,6 +213,13 @@ def duplicate_cosine(threshold: float, model: str) -> float:
 
 _PUNCT = re.compile(r"[\W_]+")
 _PUNCT_KEEP_NUL = re.compile(r"[^\w\0]+")
+
+
+def _answers_missing(kb: KnowledgeBase, prev: _Previous) -> bool:
+    """A multilingual knowledge base whose served build has no answer vectors (built before
+    :mod:`retrieval.translations`) though its model family uses them."""
+    wanted = translations.wanted(kb.entries, prev.manifest.model)
+    return wanted and not (prev.build / translations.ANSWERS).is_file()
 
 
 def _exact_touching(kb: KnowledgeBase, ids: list[str]) -> list[DuplicatePair]:
@@ -312,6 +321,11 @@ def _build(
     store.write_rows(build, rowmap)
     np.save(build / store.VECTORS, vectors, allow_pickle=False)
     index.save(build / store.FAISS)
+    if translations.wanted(kb.entries, embedder.name):
+        answer_ids, answers = translations.embed_answers(
+            kb.entries, embedder, prev.build if prev else None, lambda e, t: _embed(e, t, None)
+        )
+        translations.save(build, answer_ids, answers)
     _lexical(kb, prev, keep_ids).save(build)
     if should_train_head(len(kb.entries), len(row_ids)):
         train_head(vectors, entry_ids).save(build)
@@ -422,9 +436,8 @@ def _relocate(
     """Same content, new positions/order: copy the vectors and FAISS index, no embedding."""
     build = store.create_build(index_dir)
     for path in prev.build.iterdir():
-        if path.name in (store.ROWS, store.VECTORS, *HEAD_FILES) or path.name.startswith(
-            store.FAISS
-        ):
+        copied = (store.ROWS, store.VECTORS, *HEAD_FILES, *translations.FILES)
+        if path.name in copied or path.name.startswith(store.FAISS):
             shutil.copy2(path, build / path.name)
     _finish(kb, build, prev.manifest.model, prev.manifest.dim, prev.manifest.index_kind,
             prev.manifest.row_count, prev.manifest.next_row_id, duplicates)  # fmt: skip

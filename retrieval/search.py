@@ -13,7 +13,9 @@
   :mod:`retrieval.calibration`.
 * **Language**: with ``lang``, entries in that language come first; another language's hit
   still ranks among them when its score beats the best same-language score by
-  ``cross_lang_margin``, and it always comes back after them.
+  ``cross_lang_margin``; the overall favourite and each other language's first candidate
+  come back after them (:mod:`retrieval.langpref`). ``Hit.translated`` says whether an entry
+  exists in another language too (:mod:`retrieval.translations`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +40,7 @@ from retrieval.calibration import (
     head_calibration_for,
     head_rank_weight_for,
 )
+from retrieval.langpref import keep_last, language_firsts, prefer_lang
 from retrieval.snapshot import Snapshot, best_rows, first_occurrences, load_snapshot
 from retrieval.types import Embedder, Hit, Reranker, Vectors
 from retrieval.verifier import Verifier, verifier_for, verify_candidates
@@ -47,7 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Fusion = Literal["rrf", "weighted", "dense", "lexical"]
-_T = TypeVar("_T")
 
 # Dense weight of the "weighted" fusion per embedder family, chosen on development queries
 # only (StackFAQ dev half for MiniLM, covid_faq_de dev for e5 and USE; bench_retrieval_quality).
@@ -175,6 +177,13 @@ class HybridRetriever:
         return self._state.embedder
 
     @property
+    def main_language(self) -> str | None:
+        """The language most entries are in: a multilingual knowledge base's complete one,
+        the others usually translate part of it (the engine answers from it when the user's
+        language has nothing, bot.decide)."""
+        return self._snap.main_lang
+
+    @property
     def calibration(self) -> Calibration:
         return self._state.calibration
 
@@ -271,17 +280,22 @@ class HybridRetriever:
             hits = [self._hit(snap, c, state) for c in cands[: max(k * 3, 20)]]
             hits = self.reranker.rerank(query, hits)
             if lang:
-                hits = self._prefer_lang(hits, lang, lambda h: (h.lang, h.score))
+                hits = prefer_lang(hits, lang, lambda h: (h.lang, h.score), self.cross_lang_margin)
         else:
             first = cands[0] if cands else None
+            firsts = language_firsts(cands, lambda c: snap.entries[c.entry].lang)
             if lang:
-                cands = self._prefer_lang(
-                    cands, lang, lambda c: (snap.entries[c.entry].lang, _score(c, state))
+                cands = prefer_lang(
+                    cands,
+                    lang,
+                    lambda c: (snap.entries[c.entry].lang, _score(c, state)),
+                    self.cross_lang_margin,
                 )
-                if k > 1 and first is not None and first not in cands[:k]:  # kept last
-                    cands = [*cands[: k - 1], first]
+                cands = keep_last(cands, [first, *firsts.values()], k)
             hits = [self._hit(snap, c, state, i + 1) for i, c in enumerate(cands[:k])]
-            return [replace(h, overall_first=True) if c is first else h
+            leaders = {id(c) for c in firsts.values()}
+            return [replace(h, overall_first=c is first, lang_first=id(c) in leaders)
+                    if c is first or id(c) in leaders else h
                     for h, c in zip(hits, cands, strict=False)]  # fmt: skip
         return [replace(h, rank=i + 1) for i, h in enumerate(hits[:k])]
 
@@ -355,19 +369,8 @@ class HybridRetriever:
             dense_score=c.cosine,
             lexical_score=c.bm25,
             rank=rank,
+            translated=None if snap.translated is None else bool(snap.translated[c.entry]),
         )
-
-    def _prefer_lang(
-        self, items: list[_T], lang: str, key: Callable[[_T], tuple[str, float]]
-    ) -> list[_T]:
-        """Stable partition: ``lang`` items, and others scoring ``cross_lang_margin`` above the
-        best ``lang`` one, first."""
-        keyed = [(item, *key(item)) for item in items]
-        best_same = max((score for _, lg, score in keyed if lg == lang), default=0.0)
-        bar = best_same + self.cross_lang_margin
-        first = [item for item, lg, score in keyed if lg == lang or score >= bar]
-        rest = [item for item, lg, score in keyed if not (lg == lang or score >= bar)]
-        return first + rest
 
 
 def load_retriever(

@@ -4,6 +4,7 @@ runs on it: :func:`load_snapshot` and :func:`best_rows` (split out of :mod:`retr
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,11 +12,12 @@ import numpy as np
 import numpy.typing as npt
 
 from knowledge.schema import Entry
-from retrieval import store
+from retrieval import store, translations
 from retrieval.errors import IndexCorrupt
 from retrieval.head import EntryHead, aligned_head
 from retrieval.index import FaissIndex
 from retrieval.lexical import LexicalIndex
+from retrieval.translations import Flags
 from retrieval.types import Vectors
 
 Ints = npt.NDArray[np.int64]
@@ -40,6 +42,8 @@ class Snapshot:
     entry_rows: Ints
     entry_row_count: Ints  # np.diff(entry_row_ptr), precomputed for the hot path
     head: EntryHead | None = None  # classes in entry order (see _aligned_head)
+    translated: Flags | None = None  # per entry: has a translation (retrieval.translations)
+    main_lang: str | None = None  # the language with the most entries (ties: alphabetical)
 
 
 def load_snapshot(index_dir: Path, build_name: str | None = None) -> Snapshot:
@@ -75,7 +79,14 @@ def load_snapshot(index_dir: Path, build_name: str | None = None) -> Snapshot:
         entry_rows=by_entry.astype(np.int64),
         entry_row_count=np.diff(ptr),
         head=aligned_head(build, [e.id for e in entries]),
+        translated=translations.translated(build, entries, manifest.model),
+        main_lang=_main_language(entries),
     )
+
+
+def _main_language(entries: list[Entry]) -> str | None:
+    counts = Counter(e.lang for e in entries)
+    return min(counts, key=lambda lang: (-counts[lang], lang)) if counts else None
 
 
 def best_rows(snap: Snapshot, entries: Ints, qvec: Vectors) -> tuple[Vectors, Ints]:

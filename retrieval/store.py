@@ -12,6 +12,8 @@
         vectors.npy                float32 (rows, dim), aligned with rows.json
         index.faiss                FAISS IndexIDMap2 (flat or HNSW)
         bm25_*.npy, bm25_vocab.json  the lexical index
+        answers.npy, answers.json    answer vectors of a multilingual knowledge base: which
+                                   entries have a translation (retrieval.translations)
       adapters/e5kb-<key>.npz      e5 adapted to the knowledge base (opt-in, retrieval.adapt);
                                    shared by the builds whose manifest model is e5kb:<key>
 

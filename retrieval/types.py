@@ -54,7 +54,11 @@ class Hit:
     ``score`` is calibrated to [0, 1] so that one threshold means "confident" across
     knowledge bases; ``dense_score`` is the raw cosine, ``lexical_score`` the raw BM25 score;
     ``overall_first``: first in the fused ranking before the language preference (the engine
-    offers such a hit in another language as a suggestion when it cannot answer).
+    offers such a hit in another language as a suggestion when it cannot answer);
+    ``lang_first``: first in the fused ranking among its language's candidates (with a
+    language preference, every other language's first candidate comes back);
+    ``translated``: whether another language has an answer that translates this entry's
+    (:mod:`retrieval.translations`; None when unknown).
     """
 
     entry: Entry
@@ -64,6 +68,8 @@ class Hit:
     lexical_score: float = 0.0
     rank: int = 0
     overall_first: bool = False
+    lang_first: bool = False
+    translated: bool | None = None
 
     @property
     def entry_id(self) -> str:
