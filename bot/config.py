@@ -121,6 +121,19 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(512, description="Max tokens per answer.")
 
     # --- engine (answers) ----------------------------------------------------------------
+    foreign_answers: bool = Field(
+        True,
+        description="Answer from an entry in the knowledge base's main language (the one "
+        "with most entries) when nothing in the user's language is confident and that entry "
+        "has no translation (e.g. a German question about an English-only page); see "
+        "foreign_answer_margin.",
+    )
+    foreign_answer_margin: float | None = Field(
+        None,
+        description="How much the other-language entry's cosine must beat the best "
+        "same-language entry's for foreign_answers; default: the embedding model's own "
+        "(e5 0.02, e5 adapted 0.01; others: never).",
+    )
     out_of_scope_margin: float = Field(
         0.15,
         description="Extra retrieval score above answer_threshold needed to answer a message "

@@ -116,6 +116,8 @@ def judge(
     max_suggestions: int = 2,
     cross_lang_margin: float = 0.15,
     suggest_min: float | None = None,
+    foreign_margin: float | None = None,
+    foreign_lang: str | None = None,
 ) -> Judgement:
     """Whether to answer, and from which hit.
 
@@ -130,6 +132,14 @@ def judge(
     scoring at least ``suggest_min`` — default ``threshold - suggest_floor`` — when nothing
     is confident; the last place goes to the retriever's overall favourite in another language
     (``Hit.overall_first``) when it is an FAQ entry.
+
+    Content in another language only: with ``foreign_margin`` and ``foreign_lang`` set and
+    nothing confident, the first hit in ``foreign_lang`` (``Hit.lang_first``; the knowledge
+    base's main language, which the other languages translate in part) is answered when its
+    entry has no translation in the knowledge base (``Hit.translated is False``) and its
+    cosine beats the first same-language hit's by ``foreign_margin`` — a German question about
+    an English-only page. Its calibrated score cannot say so: across languages there is no
+    lexical overlap.
     """
     ranked = _distinct(sorted(hits, key=lambda h: h.score, reverse=True))
     if not ranked:
@@ -150,6 +160,9 @@ def judge(
             and best.score - h.score <= close_margin
         )[:max_suggestions]
         return Judgement(confident=True, confidence=best.score, best=best, close=close)
+    foreign = _only_elsewhere(hits, lang, foreign_lang, foreign_margin)
+    if foreign is not None:
+        return Judgement(confident=True, confidence=foreign.score, best=foreign)
     floor = threshold - suggest_floor if suggest_min is None else suggest_min
     near = [h for h in pool if h.entry.kind == EntryKind.FAQ and h.score >= floor]
     # the retriever's overall favourite in another language: often the only entry on the
@@ -159,4 +172,26 @@ def judge(
         near = [*near[:max_suggestions], other[0]]
     return Judgement(
         confident=False, confidence=best.score, best=best, near=tuple(near[: max_suggestions + 1])
+    )
+
+
+def _only_elsewhere(
+    hits: Sequence[Hit], lang: str, foreign: str | None, margin: float | None
+) -> Hit | None:
+    """The other-language hit to answer from (see :func:`judge`), if any."""
+    if margin is None or foreign is None or foreign == lang:
+        return None
+    mine = next((h for h in hits if h.lang_first and h.lang == lang), None)
+    if mine is None:
+        return None
+    return next(
+        (
+            h
+            for h in hits
+            if h.lang_first
+            and h.lang == foreign
+            and h.translated is False
+            and h.dense_score - mine.dense_score >= margin
+        ),
+        None,
     )

@@ -47,6 +47,7 @@ from bot.llm.providers import ChatModelProvider
 from bot.memory import estimate_tokens, window
 from bot.nlu.types import IntentParser, ParsedMessage
 from bot.prompts import system_prompt
+from retrieval.translations import foreign_margin
 from retrieval.types import Hit, Retriever
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,17 @@ class Engine:
             return _Understood(parsed, r, None, nlu_ms, error=exc)
         return _Understood(parsed, r, hits, nlu_ms, round((self._clock() - t) * 1000, 2))
 
+    def _foreign_margin(self, r: Route) -> float | None:
+        """``judge``'s ``foreign_margin``: the setting, else the index model's own; never for a
+        message the NLU put out of scope."""
+        s = self.settings
+        if not s.foreign_answers or r.kind == "out_of_scope":
+            return None
+        if s.foreign_answer_margin is not None:
+            return s.foreign_answer_margin
+        embedder = getattr(self.retriever, "embedder", None)
+        return None if embedder is None else foreign_margin(embedder.name)
+
     def _embed_ahead(self, text: str) -> Future[object] | None:
         """Start the retriever's query embedding on another thread when the NLU embeds with
         another model and the retriever's embedder caches (``contains``); else ``None``."""
@@ -237,6 +249,8 @@ class Engine:
             threshold=threshold,
             close_margin=self.settings.suggest_margin,
             suggest_min=self.settings.suggest_min_score,
+            foreign_margin=self._foreign_margin(r),
+            foreign_lang=getattr(self.retriever, "main_language", None),
         )
         state.confidence = j.confidence
         if r.kind == "complaint":
@@ -323,6 +337,9 @@ class Engine:
         assert j.best is not None
         t = self._clock()
         state.mode, state.answered = "extractive", True
+        if state.lang and j.best.lang != state.lang:  # say why the answer is in English
+            name = texts.language_name(j.best.lang, state.lang)
+            yield Token(text=texts.text("other_language", state.lang, language=name) + "\n\n")
         for chunk in chunk_words(answer_text(j.best), self.settings.stream_chunk_words):
             yield Token(text=chunk)
         yield Sources(items=[_source(j.best)])

@@ -69,11 +69,27 @@ _TEXTS: Mapping[str, Mapping[str, str]] = {
         "hier Ihre E-Mail-Adresse hinterlassen, melden wir uns so bald wie möglich bei Ihnen. "
         "Bis dahin helfe ich Ihnen gern weiter.",
     },
+    "other_language": {
+        "en": "This answer is only available in {language}:",
+        "de": "Diese Antwort haben wir nur auf {language}:",
+    },
     "internal_error": {
         "en": "Sorry, something went wrong on our side. Please try again.",
         "de": "Entschuldigung, bei uns ist etwas schiefgelaufen. Bitte versuchen Sie es erneut.",
     },
 }
+
+
+_LANGUAGE_NAMES: Mapping[str, Mapping[str, str]] = {
+    "en": {"en": "English", "de": "German"},
+    "de": {"en": "Englisch", "de": "Deutsch"},
+}
+
+
+def language_name(code: str, lang: str) -> str:
+    """The name of language ``code`` in ``lang`` (the code itself when unknown)."""
+    names = _LANGUAGE_NAMES.get(lang) or _LANGUAGE_NAMES["en"]
+    return names.get(code, code)
 
 
 def text(key: str, lang: str, **values: str) -> str:

@@ -39,8 +39,9 @@ def test_demo_answer_set_in_extractive_mode(tmp_path: Path) -> None:
     assert result["n"] >= 90
     # Knowing when not to answer: every unanswerable/injection case is refused.
     assert result["correct_refusal"] >= 0.95, result
-    # Floors under the measured 0.581 / 0.022 (entry head, 2026-11-28); goals 0.95 / 0.02.
-    assert result["correct_source"] >= 0.55, result
+    # Floors under the measured 0.613 / 0.033 (session 7: 0.581 / 0.022 before answers from
+    # English-only content for German questions); goals 0.95 / 0.02.
+    assert result["correct_source"] >= 0.58, result
     assert result["false_answer"] <= 0.04, result
 
     # `make run`'s configuration: e5 adapted to the demo's own FAQ phrasings (same NLU).
@@ -49,6 +50,7 @@ def test_demo_answer_set_in_extractive_mode(tmp_path: Path) -> None:
     last = _run(["eval", "answers", "tests/data/answers_demo.yaml", "--json"], tmp_path)
     adapted = json.loads(last.strip().splitlines()[-1])
     assert adapted["correct_refusal"] >= 0.95, adapted
-    # Floors under the measured 0.645 / 0.011 (session 6); the false-answer goal holds.
-    assert adapted["correct_source"] >= max(0.62, result["correct_source"]), adapted
+    # Floors under the measured 0.710 / 0.011 (session 7; 0.645 / 0.011 in session 6); the
+    # false-answer goal holds.
+    assert adapted["correct_source"] >= max(0.68, result["correct_source"]), adapted
     assert adapted["false_answer"] <= 0.02, adapted

@@ -10,6 +10,7 @@ from bot.config import Settings
 from bot.conversation import ConversationContext, Turn
 from bot.engine import Engine
 from bot.events import Done
+from retrieval.types import Hit
 
 RULES = {
     "human": "human_handoff",
@@ -273,3 +274,65 @@ async def test_order_question_without_number_answered_from_knowledge_when_confid
     events = await collect(make_engine().turn("my order delivery is late", ctx(), turn_id="t"))
     assert done(events).mode == "extractive"
     assert of_type(events, "sources")[0].items[0].id == "en-ship-01"
+
+
+class _Named:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _EnglishOnlyRetriever(FakeRetriever):
+    """A German question whose German candidates are weak, and whose English first candidate
+    has no German translation and a clearly better cosine (an English-only help page). The
+    index model decides the default margin."""
+
+    embedder = _Named("e5kb:0123")
+    main_language = "en"
+
+    def search(self, query: str, *, k: int = 5, lang: str | None = None) -> list[Hit]:
+        by_id = {e.id: e for e in self.entries}
+        return [
+            Hit(by_id["de-ship-01"], 0.08, "", dense_score=0.78, lang_first=True, translated=True),
+            Hit(by_id["en-ret-01"], 0.02, "", dense_score=0.84, lang_first=True, translated=False),
+        ]
+
+
+def _english_only_engine(model: str = "e5kb:0123", **overrides: object) -> Engine:
+    retriever = _EnglishOnlyRetriever({})
+    retriever.embedder = _Named(model)
+    return Engine(
+        nlu=FakeNLU(RULES),
+        retriever=retriever,
+        settings=Settings(answer_threshold=0.5, **overrides),  # type: ignore[arg-type]
+    )
+
+
+async def test_english_only_content_answers_a_german_question_and_says_so() -> None:
+    events = await collect(
+        _english_only_engine().turn("Kann ich einen Artikel umtauschen?", ctx(), turn_id="t")
+    )
+    assert text_of(events) == (
+        "Diese Antwort haben wir nur auf Englisch:\n\n"
+        "You can return items within 30 days using the return label."
+    )
+    assert [s.id for s in of_type(events, "sources")[0].items] == ["en-ret-01"]
+    d = done(events)
+    assert (d.mode, d.answered, d.lang) == ("extractive", True, "de")
+
+
+async def test_english_only_content_is_not_answered_when_off_or_out_of_scope() -> None:
+    off = _english_only_engine(foreign_answers=False)
+    events = await collect(off.turn("Kann ich einen Artikel umtauschen?", ctx(), turn_id="t"))
+    assert done(events).mode == "fallback"
+    strict = _english_only_engine(foreign_answer_margin=0.1)  # 0.84 - 0.78 < 0.1
+    events = await collect(strict.turn("Kann ich einen Artikel umtauschen?", ctx(), turn_id="t"))
+    assert done(events).mode == "fallback"
+    # the default margin is the index model's: none fitted for an English-only model
+    for model, mode in (("minilm:all-MiniLM-L6-v2", "fallback"), ("e5:small", "extractive")):
+        engine = _english_only_engine(model)
+        events = await collect(
+            engine.turn("Kann ich einen Artikel umtauschen?", ctx(), turn_id="t")
+        )
+        assert done(events).mode == mode, model
+    events = await collect(_english_only_engine().turn("Wie ist das Wetter?", ctx(), turn_id="t"))
+    assert done(events).mode == "fallback"  # out of scope: never from another language

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -135,7 +136,6 @@ def test_texts_and_smalltalk_cover_both_languages() -> None:
 
 
 def test_only_faq_entries_are_suggested() -> None:
-    from dataclasses import replace
 
     from knowledge.schema import EntryKind
 
@@ -161,3 +161,55 @@ def test_judge_suggests_the_overall_favourite_in_another_language() -> None:
     j = judge([h("de-ship-01", 0.3), h("en-ret-01", 0.003)], lang="de", threshold=0.5,
               suggest_min=0.01)  # fmt: skip
     assert [x.entry_id for x in j.near] == ["de-ship-01"]
+
+
+def _first(entry_id: str, score: float, dense: float, translated: bool | None) -> Hit:
+    return Hit(
+        entry=BY_ID[entry_id],
+        score=score,
+        matched="",
+        dense_score=dense,
+        lang_first=True,
+        translated=translated,
+    )
+
+
+def test_judge_answers_content_that_exists_only_in_another_language() -> None:
+    german = _first("de-ship-01", 0.1, 0.80, True)
+    english_only = _first("en-ret-01", 0.02, 0.83, False)
+    j = judge(
+        [german, english_only], lang="de", threshold=0.5, foreign_margin=0.02, foreign_lang="en"
+    )
+    assert j.confident and j.best is english_only
+    assert j.confidence == pytest.approx(0.02)  # its own (low) calibrated score, not invented
+    # off by default, and whenever one of its conditions fails
+    assert not judge([german, english_only], lang="de", threshold=0.5).confident
+    for other in (
+        _first("en-ret-01", 0.02, 0.81, False),  # beats the German hit by less than the margin
+        _first("en-ret-01", 0.02, 0.83, True),  # has a German translation: answer that or nothing
+        _first("en-ret-01", 0.02, 0.83, None),  # unknown (a build without answer vectors)
+        replace(english_only, lang_first=False),  # not its language's first candidate
+    ):
+        j = judge([german, other], lang="de", threshold=0.5, foreign_margin=0.02, foreign_lang="en")
+        assert not j.confident, other
+    # only from the main language: an English question never gets a German-only answer
+    german_only = _first("de-ship-01", 0.02, 0.90, False)
+    english = _first("en-ret-01", 0.1, 0.80, True)
+    for main in ("en", "de", None):
+        j = judge([english, german_only], lang="en", threshold=0.5, foreign_margin=0.02,
+                  foreign_lang=main)  # fmt: skip
+        assert (j.confident, j.best is german_only) == ((True, True) if main == "de" else
+                                                       (False, False)), main  # fmt: skip
+    # a confident German hit wins as before
+    sure = _first("de-ship-01", 0.9, 0.80, True)
+    j = judge(
+        [sure, english_only], lang="de", threshold=0.5, foreign_margin=0.02, foreign_lang="en"
+    )
+    assert j.best is sure
+
+
+def test_language_names() -> None:
+    assert texts.language_name("en", "de") == "Englisch"
+    assert texts.language_name("de", "en") == "German"
+    assert texts.language_name("fr", "de") == "fr"
+    assert texts.text("other_language", "de", language="Englisch").endswith("auf Englisch:")
