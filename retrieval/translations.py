@@ -117,9 +117,12 @@ def load(build: Path) -> tuple[list[str], Vectors] | None:
     made before answers were stored)."""
     if not (build / ANSWERS).is_file():
         return None
-    vectors = np.load(build / ANSWERS, allow_pickle=False)
-    ids = json.loads((build / ANSWER_IDS).read_text(encoding="utf-8"))
-    if not isinstance(ids, list) or len(ids) != len(vectors):
+    try:
+        vectors = np.load(build / ANSWERS, allow_pickle=False)
+        ids = json.loads((build / ANSWER_IDS).read_text(encoding="utf-8"))
+    except (OSError, ValueError, EOFError) as exc:  # JSONDecodeError is a ValueError
+        raise IndexCorrupt(f"build {build}: cannot read the answer vectors ({exc})") from None
+    if not isinstance(ids, list) or len(ids) != len(vectors) or vectors.ndim != 2:
         raise IndexCorrupt(f"build {build}: {ANSWER_IDS} does not match {ANSWERS}")
     return [str(i) for i in ids], vectors
 
@@ -139,9 +142,13 @@ def translated(build: Path, entries: Sequence[Entry], model: str) -> Flags | Non
     rows = vectors[[pos[e.id] for e in entries]]
     langs = np.array([e.lang for e in entries])
     best = np.full(len(entries), -1.0, dtype=np.float32)
-    for lang in np.unique(langs):  # one block product per language: (n_lang, n_other)
-        mine, other = langs == lang, langs != lang
-        if other.any():
-            best[mine] = (rows[mine] @ rows[other].T).max(axis=1)
+    for lang in np.unique(langs):  # per language, in blocks: (block, n_other) at a time
+        mine, other = np.flatnonzero(langs == lang), rows[langs != lang]
+        for start in range(0, len(mine) if len(other) else 0, _BLOCK):
+            part = mine[start : start + _BLOCK]
+            best[part] = (rows[part] @ other.T).max(axis=1)
     flags: Flags = best >= floor
     return flags
+
+
+_BLOCK = 1024  # rows per product: 1024 x 10k answers is 40 MB, not n x n

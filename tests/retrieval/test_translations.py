@@ -127,3 +127,22 @@ def test_main_language_is_the_one_with_most_entries(tmp_path: Path) -> None:
     assert r.main_language == "en"
     r = HybridRetriever(_index(tmp_path / "b"), FakeEmbedder())
     assert r.main_language == "de"  # a tie: alphabetical, so the choice is stable
+
+
+def test_unreadable_answer_vectors_are_an_index_error(tmp_path: Path) -> None:
+    from retrieval.errors import IndexCorrupt
+
+    idx = _index(tmp_path)
+    (store.current_build(idx) / translations.ANSWERS).write_bytes(b"not a numpy file")
+    with pytest.raises(IndexCorrupt, match="answer vectors"):
+        HybridRetriever(idx, FakeEmbedder())
+
+
+def test_blocks_give_the_same_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    idx = _index(tmp_path)
+    build = store.current_build(idx)
+    entries = store.read_entries(build)
+    whole = translations.translated(build, entries, "fake:trigram")
+    monkeypatch.setattr(translations, "_BLOCK", 1)
+    assert whole is not None
+    assert list(translations.translated(build, entries, "fake:trigram")) == list(whole)
