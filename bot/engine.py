@@ -337,7 +337,7 @@ class Engine:
         assert j.best is not None
         t = self._clock()
         state.mode, state.answered = "extractive", True
-        if state.lang and j.best.lang != state.lang:  # say why the answer is in English
+        if state.lang and j.best.lang != state.lang:  # say why it is in another language
             name = texts.language_name(j.best.lang, state.lang)
             yield Token(text=texts.text("other_language", state.lang, language=name) + "\n\n")
         for chunk in chunk_words(answer_text(j.best), self.settings.stream_chunk_words):
