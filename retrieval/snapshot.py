@@ -4,7 +4,6 @@ runs on it: :func:`load_snapshot` and :func:`best_rows` (split out of :mod:`retr
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +42,7 @@ class Snapshot:
     entry_row_count: Ints  # np.diff(entry_row_ptr), precomputed for the hot path
     head: EntryHead | None = None  # classes in entry order (see _aligned_head)
     translated: Flags | None = None  # per entry: has a translation (retrieval.translations)
-    main_lang: str | None = None  # the language with the most entries (ties: alphabetical)
+    main_lang: str | None = None  # the language with the most entries (translations)
 
 
 def load_snapshot(index_dir: Path, build_name: str | None = None) -> Snapshot:
@@ -80,13 +79,8 @@ def load_snapshot(index_dir: Path, build_name: str | None = None) -> Snapshot:
         entry_row_count=np.diff(ptr),
         head=aligned_head(build, [e.id for e in entries]),
         translated=translations.translated(build, entries, manifest.model),
-        main_lang=_main_language(entries),
+        main_lang=translations.main_language(entries),
     )
-
-
-def _main_language(entries: list[Entry]) -> str | None:
-    counts = Counter(e.lang for e in entries)
-    return min(counts, key=lambda lang: (-counts[lang], lang)) if counts else None
 
 
 def best_rows(snap: Snapshot, entries: Ints, qvec: Vectors) -> tuple[Vectors, Ints]:

@@ -24,6 +24,7 @@ closest answer in another language reaches the embedder family's floor
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -59,6 +60,13 @@ def foreign_margin(model: str) -> float | None:
 def translation_floor(model: str) -> float | None:
     """The floor for ``model`` (``family:name``), None where none was fitted."""
     return TRANSLATION_FLOORS.get(model.split(":", 1)[0])
+
+
+def main_language(entries: Sequence[Entry]) -> str | None:
+    """The language with the most entries (ties: alphabetical, so the choice is stable): in a
+    multilingual knowledge base usually the complete one, which the others translate in part."""
+    counts = Counter(e.lang for e in entries)
+    return min(counts, key=lambda lang: (-counts[lang], lang)) if counts else None
 
 
 def wanted(entries: Sequence[Entry], model: str) -> bool:

@@ -23,7 +23,7 @@ from knowledge.errors import KnowledgeError
 from retrieval.errors import AdaptError, RetrievalError
 
 if TYPE_CHECKING:
-    from knowledge.schema import KnowledgeBase
+    from knowledge.schema import Entry, KnowledgeBase
     from retrieval.reindex import ReindexReport
     from retrieval.types import Embedder
 
@@ -316,7 +316,8 @@ def search(
 
 @kb_app.command("stats")
 def stats() -> None:
-    """Entries per source and language, index size and model (no model is loaded)."""
+    """Entries per source and language, index size and model, untranslated entries (no model
+    is loaded)."""
     from knowledge.changes import fingerprint_files
     from retrieval import store
 
@@ -356,3 +357,22 @@ def stats() -> None:
     console.print(table)
     langs = Counter(e.lang for e in entries)
     console.print("languages: " + ", ".join(f"{k} {v}" for k, v in sorted(langs.items())))
+    _print_untranslated(build, entries, manifest.model)
+
+
+def _print_untranslated(build: Path, entries: list[Entry], model: str) -> None:
+    """How many main-language entries have no translation: what other languages' questions
+    are answered from in that language (bot.decide, retrieval.translations)."""
+    from retrieval import translations
+
+    flags = translations.translated(build, entries, model)
+    main = translations.main_language(entries)
+    if flags is None or main is None:
+        return
+    alone = [e for e, ok in zip(entries, flags, strict=True) if e.lang == main and not ok]
+    total = sum(e.lang == main for e in entries)
+    console.print(
+        f"main language: {main}; {len(alone)} of {total} {main} entries have no "
+        "translation (questions in other languages may be answered from them in "
+        f"{main}, docs/engine.md)"
+    )

@@ -74,6 +74,24 @@ def test_reindex_then_search_and_stats(kb: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "fake:trigram" in result.output
     assert "faq.de.yaml" in result.output and "up to date" in result.output
+    assert "main language" not in result.output  # no translation floor for this model
+
+
+def test_stats_counts_main_language_entries_without_translation(
+    kb: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retrieval import translations
+
+    monkeypatch.setitem(translations.TRANSLATION_FLOORS, "fake", 0.9)
+    same = FAQ_DE.replace(
+        "Die Lieferung dauert 1-3 Werktage.", "Orders arrive in 1-3 working days."
+    )
+    (kb / "faq.de.yaml").write_text(same)
+    assert runner.invoke(app, ["reindex"]).exit_code == 0
+    result = runner.invoke(app, ["kb", "stats"])
+    assert result.exit_code == 0, result.output
+    # "ship" has the same answer in German; the two password entries have none
+    assert "main language: en; 2 of 3 en entries have no translation" in result.output
 
 
 def test_second_reindex_is_a_no_op_without_model(kb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
