@@ -142,11 +142,12 @@ class Settings(BaseSettings):
     suggest_margin: float = Field(
         0.05, description="Score gap under which a second entry is offered as 'Did you mean …?'."
     )
-    suggest_min_score: float = Field(
-        0.01,
+    suggest_min_score: float | None = Field(
+        None,
         description="When the bot cannot answer, FAQ entries scoring at least this (up to "
-        "three, best first) are offered as 'Did you mean …?' buttons. Chosen on development "
-        "data (docs/benchmarks.md, 'Suggestions on refusals').",
+        "three, best first) are offered as 'Did you mean …?' buttons; default: the embedding "
+        "model's own (0.01; e5 adapted 0.12). Chosen on development data (docs/benchmarks.md, "
+        "'Suggestions on refusals', session 7).",
     )
     stream_chunk_words: int = Field(4, description="Words per token event in extractive mode.")
     llm_context_passages: int = Field(

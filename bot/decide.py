@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot import texts
+from bot.config import Settings
 from bot.conversation import ConversationContext
 from bot.nlu.types import ParsedMessage
 from bot.smalltalk import is_smalltalk
 from knowledge.schema import EntryKind
+from retrieval.calibration import suggest_floor_for
+from retrieval.translations import foreign_margin
 from retrieval.types import Hit
 
 RouteKind = Literal[
@@ -166,13 +169,47 @@ def judge(
     floor = threshold - suggest_floor if suggest_min is None else suggest_min
     near = [h for h in pool if h.entry.kind == EntryKind.FAQ and h.score >= floor]
     # the retriever's overall favourite in another language: often the only entry on the
-    # topic (a German question about English-only content), however low its score
+    # topic (a German question about English-only content), however low its score; before it,
+    # the main language's first candidate when it has no translation (answered above when it
+    # clears the margin, offered when it does not)
     other = [h for h in ranked if h.overall_first and h.lang != lang and h not in near]
+    if foreign_margin is not None:
+        alone = [
+            h
+            for h in hits
+            if _untranslated_first(h, lang, foreign_lang)
+            and h.entry.kind == EntryKind.FAQ
+            and h not in near
+        ]
+        other = alone[:1] + other
     if other and other[0].entry.kind == EntryKind.FAQ:
         near = [*near[:max_suggestions], other[0]]
     return Judgement(
         confident=False, confidence=best.score, best=best, near=tuple(near[: max_suggestions + 1])
     )
+
+
+def suggest_min_for(settings: Settings, model: str) -> float:
+    """``judge``'s ``suggest_min``: the setting, else the index model's own floor."""
+    if settings.suggest_min_score is not None:
+        return settings.suggest_min_score
+    return suggest_floor_for(model)
+
+
+def foreign_margin_for(settings: Settings, model: str, r: Route) -> float | None:
+    """``judge``'s ``foreign_margin``: the setting, else the index model's own; never for a
+    message the NLU put out of scope."""
+    if not settings.foreign_answers or r.kind == "out_of_scope":
+        return None
+    if settings.foreign_answer_margin is not None:
+        return settings.foreign_answer_margin
+    return foreign_margin(model)
+
+
+def _untranslated_first(h: Hit, lang: str, foreign: str | None) -> bool:
+    """``h`` is the first candidate of the main language ``foreign`` (not the user's), and
+    nothing in the knowledge base translates it."""
+    return h.lang_first and h.lang == foreign != lang and h.translated is False
 
 
 def _only_elsewhere(
@@ -188,10 +225,7 @@ def _only_elsewhere(
         (
             h
             for h in hits
-            if h.lang_first
-            and h.lang == foreign
-            and h.translated is False
-            and h.dense_score - mine.dense_score >= margin
+            if _untranslated_first(h, lang, foreign) and h.dense_score - mine.dense_score >= margin
         ),
         None,
     )

@@ -27,7 +27,7 @@ from bot.actions import Action, ActionResult, order_reply, public_order_data
 from bot.agent import Delta, Generator, ToolEffect, Usage
 from bot.config import Settings
 from bot.conversation import ConversationContext
-from bot.decide import Judgement, Route, judge, route
+from bot.decide import Judgement, Route, foreign_margin_for, judge, route, suggest_min_for
 from bot.errors import KlartextError, LLMError
 from bot.events import (
     ActionEvent,
@@ -47,7 +47,6 @@ from bot.llm.providers import ChatModelProvider
 from bot.memory import estimate_tokens, window
 from bot.nlu.types import IntentParser, ParsedMessage
 from bot.prompts import system_prompt
-from retrieval.translations import foreign_margin
 from retrieval.types import Hit, Retriever
 
 log = logging.getLogger(__name__)
@@ -177,17 +176,6 @@ class Engine:
             return _Understood(parsed, r, None, nlu_ms, error=exc)
         return _Understood(parsed, r, hits, nlu_ms, round((self._clock() - t) * 1000, 2))
 
-    def _foreign_margin(self, r: Route) -> float | None:
-        """``judge``'s ``foreign_margin``: the setting, else the index model's own; never for a
-        message the NLU put out of scope."""
-        s = self.settings
-        if not s.foreign_answers or r.kind == "out_of_scope":
-            return None
-        if s.foreign_answer_margin is not None:
-            return s.foreign_answer_margin
-        embedder = getattr(self.retriever, "embedder", None)
-        return None if embedder is None else foreign_margin(embedder.name)
-
     def _embed_ahead(self, text: str) -> Future[object] | None:
         """Start the retriever's query embedding on another thread when the NLU embeds with
         another model and the retriever's embedder caches (``contains``); else ``None``."""
@@ -241,6 +229,7 @@ class Engine:
         hits = u.hits if u.hits is not None else []
         state.timing_ms["retrieval"] = u.retrieval_ms
         threshold = self.settings.answer_threshold
+        model = getattr(getattr(self.retriever, "embedder", None), "name", "")
         if r.kind == "out_of_scope":
             threshold += self.settings.out_of_scope_margin
         j = judge(
@@ -248,8 +237,8 @@ class Engine:
             lang=parsed.lang,
             threshold=threshold,
             close_margin=self.settings.suggest_margin,
-            suggest_min=self.settings.suggest_min_score,
-            foreign_margin=self._foreign_margin(r),
+            suggest_min=suggest_min_for(self.settings, model),
+            foreign_margin=foreign_margin_for(self.settings, model, r),
             foreign_lang=getattr(self.retriever, "main_language", None),
         )
         state.confidence = j.confidence

@@ -124,3 +124,15 @@ def head_rank_weight_for(model: str) -> float:
 
 def calibration_for(model: str) -> Calibration:
     return CALIBRATIONS.get(model.split(":", 1)[0], DEFAULT_CALIBRATION)
+
+
+# The engine's floor for "Did you mean …?" buttons when it cannot answer (bot setting
+# suggest_min_score), per family: e5's 0.01 from the session 5 sweep; e5 adapted scores weak
+# candidates higher, so at 0.01 it offered 1.16 buttons per refused unanswerable development
+# question (e5: 0.13) — 0.12 is the knee of its sweep (docs/benchmarks.md, session 7).
+SUGGEST_FLOORS = {"e5kb": 0.12}
+DEFAULT_SUGGEST_FLOOR = 0.01
+
+
+def suggest_floor_for(model: str) -> float:
+    return SUGGEST_FLOORS.get(model.split(":", 1)[0], DEFAULT_SUGGEST_FLOOR)

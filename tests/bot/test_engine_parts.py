@@ -213,3 +213,32 @@ def test_language_names() -> None:
     assert texts.language_name("de", "en") == "German"
     assert texts.language_name("fr", "de") == "fr"
     assert texts.text("other_language", "de", language="Englisch").endswith("auf Englisch:")
+
+
+def test_refusal_offers_the_untranslated_main_language_candidate() -> None:
+    german = _first("de-ship-01", 0.3, 0.80, True)
+    english_only = _first("en-ret-01", 0.001, 0.805, False)  # below the margin: not answered
+    favourite = replace(h("en-ship-01", 0.002), overall_first=True)
+    hits = [german, english_only, favourite]
+    j = judge(hits, lang="de", threshold=0.5, suggest_min=0.01, foreign_margin=0.02,
+              foreign_lang="en")  # fmt: skip
+    assert not j.confident
+    assert [x.entry_id for x in j.near] == ["de-ship-01", "en-ret-01"]  # before the favourite
+    j = judge(hits, lang="de", threshold=0.5, suggest_min=0.01)  # foreign answers off
+    assert [x.entry_id for x in j.near] == ["de-ship-01", "en-ship-01"]
+
+
+def test_model_defaults_for_suggestions_and_foreign_answers() -> None:
+    from bot.decide import Route, foreign_margin_for, suggest_min_for
+
+    s = Settings()
+    assert suggest_min_for(s, "e5:multilingual-e5-small-q4") == 0.01
+    assert suggest_min_for(s, "e5kb:0123") == 0.12
+    assert suggest_min_for(Settings(suggest_min_score=0.3), "e5kb:0123") == 0.3
+    retrieve, oos = Route("retrieve"), Route("out_of_scope")
+    assert foreign_margin_for(s, "e5:x", retrieve) == 0.02
+    assert foreign_margin_for(s, "e5kb:x", retrieve) == 0.01
+    assert foreign_margin_for(s, "minilm:x", retrieve) is None
+    assert foreign_margin_for(s, "e5:x", oos) is None
+    assert foreign_margin_for(Settings(foreign_answers=False), "e5:x", retrieve) is None
+    assert foreign_margin_for(Settings(foreign_answer_margin=0.05), "minilm:x", retrieve) == 0.05
