@@ -323,7 +323,11 @@ def _build(
     index.save(build / store.FAISS)
     if translations.wanted(kb.entries, embedder.name):
         answer_ids, answers = translations.embed_answers(
-            kb.entries, embedder, prev.build if prev else None, lambda e, t: _embed(e, t, None)
+            kb.entries,
+            embedder,
+            prev.build if prev else None,
+            keep_ids,
+            lambda e, t: _embed(e, t, None),
         )
         translations.save(build, answer_ids, answers)
     _lexical(kb, prev, keep_ids).save(build)

@@ -40,8 +40,8 @@ ANSWER_IDS = "answers.json"
 FILES = (ANSWERS, ANSWER_IDS)
 
 # Cosine of two answers above which they are translations of each other, per embedder family.
-# e5: mutual nearest answers of the demo's English/German FAQ entries (the twin floor of
-# retrieval.adapt); e5kb: the floor that reproduces e5's verdicts best on the demo (174/201).
+# e5: the twin floor of retrieval.adapt (an answer this close to one in another language is its
+# translation); e5kb: the floor that reproduces e5's verdicts best on the demo (174/201).
 TRANSLATION_FLOORS = {"e5": 0.9, "e5kb": 0.86}
 
 # How much an other-language entry's cosine must beat the best same-language entry's before
@@ -79,11 +79,12 @@ def embed_answers(
     entries: Sequence[Entry],
     embedder: Embedder,
     previous: Path | None,
+    unchanged: set[str],
     embed: Callable[[Embedder, list[str]], Vectors],
 ) -> tuple[list[str], Vectors]:
-    """Answer vectors of ``entries`` (in order), reusing ``previous`` build's rows for entries
-    whose content is unchanged (same id and content hash there)."""
-    old = _reusable(entries, previous)
+    """Answer vectors of ``entries`` (in order), reusing ``previous`` build's rows for the
+    ``unchanged`` entries (same content there; the reindex's diff says which)."""
+    old = _reusable(previous, unchanged)
     todo = [e for e in entries if e.id not in old]
     fresh = embed(embedder, [e.answer for e in todo]) if todo else None
     rows: dict[str, Vectors] = dict(old)
@@ -94,25 +95,17 @@ def embed_answers(
     return ids, vectors
 
 
-def _reusable(entries: Sequence[Entry], previous: Path | None) -> dict[str, Vectors]:
-    if previous is None:
+def _reusable(previous: Path | None, unchanged: set[str]) -> dict[str, Vectors]:
+    if previous is None or not unchanged:
         return {}
     try:
         loaded = load(previous)
-        from retrieval.store import read_entries
-
-        before = {e.id: e.content_hash for e in read_entries(previous)}
-    except (OSError, ValueError, IndexCorrupt):
+    except IndexCorrupt:  # damaged: embed everything again
         return {}
     if loaded is None:
         return {}
     ids, vectors = loaded
-    pos = {i: n for n, i in enumerate(ids)}
-    return {
-        e.id: vectors[pos[e.id]]
-        for e in entries
-        if e.id in pos and before.get(e.id) == e.content_hash and e.content_hash
-    }
+    return {i: vectors[n] for n, i in enumerate(ids) if i in unchanged}
 
 
 def save(build: Path, ids: list[str], vectors: Vectors) -> None:
