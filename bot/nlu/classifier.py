@@ -98,16 +98,35 @@ class IntentClassifier:
         return signals(p_in, knn, name)
 
     def out_of_scope(self, proba: Matrix, vectors: Matrix) -> npt.NDArray[np.bool_]:
-        """The out-of-scope rule for rows of :meth:`predict_proba` and their vectors."""
+        """The out-of-scope rule for rows of :meth:`predict_proba` and their vectors: rows
+        the rule rejects, whether out of scope or only :meth:`scope`'s *uncertain*."""
+        reject, uncertain = self.scope(proba, vectors)
+        return np.asarray(reject | uncertain, dtype=np.bool_)
+
+    def scope(
+        self, proba: Matrix, vectors: Matrix
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """``(out_of_scope, uncertain)`` for rows of :meth:`predict_proba` and their vectors.
+
+        Without a reject class every rejection is out of scope. With one (the intents file's
+        ``out_of_scope`` examples), a row is out of scope when the reject class wins or the
+        far guard fires; a row the combined score alone rejects is *uncertain*: no intent is
+        confident, but nothing says it is off topic — typically a knowledge question that
+        mixes intents ("tracking says delivered but my doorstep is empty": order status or
+        complaint). The pipeline gives it no intent and keeps it in scope.
+        """
         centroid_sim = self.max_similarity(vectors)
         if self.rule is not None and self.examples is not None:
-            reject = self.rule.reject(self.oos_signals(proba, vectors), centroid_sim)
+            far = centroid_sim < self.rule.far_threshold
+            low = self.rule.score(self.oos_signals(proba, vectors)) < self.rule.threshold
         else:  # format-1 models: top probability and centroid similarity only
             top = proba[:, [i for i, lb in enumerate(self.labels) if lb != OOS_LABEL]].max(1)
-            reject = (top < self.oos_threshold) | (centroid_sim < self.sim_threshold)
-        if OOS_LABEL in self.labels:
-            reject |= proba.argmax(axis=1) == self.labels.index(OOS_LABEL)
-        return np.asarray(reject, dtype=np.bool_)
+            far = centroid_sim < self.sim_threshold
+            low = top < self.oos_threshold
+        if OOS_LABEL not in self.labels:
+            return np.asarray(low | far, dtype=np.bool_), np.zeros(len(proba), dtype=np.bool_)
+        reject = far | (proba.argmax(axis=1) == self.labels.index(OOS_LABEL))
+        return np.asarray(reject, dtype=np.bool_), np.asarray(low & ~reject, dtype=np.bool_)
 
     def predict_proba(self, texts: Sequence[str], vectors: Matrix) -> Matrix:
         """Ensemble probabilities, shape ``(len(texts), len(labels))``."""

@@ -75,15 +75,15 @@ class IntentComponent:
         vectors = self.embedder.embed(texts, kind="query")
         proba = self.classifier.predict_proba(texts, vectors)
         labels = self.classifier.labels
-        rejected = self.classifier.out_of_scope(proba, vectors)
-        for doc, row, reject in zip(docs, proba, rejected, strict=True):
+        rejected, uncertain = self.classifier.scope(proba, vectors)
+        for doc, row, reject, unsure in zip(docs, proba, rejected, uncertain, strict=True):
             order = np.argsort(-row)[: _TOP_K + 1]  # + 1: the reject class may be among them
             ranking = tuple(
                 (labels[i], round(float(row[i]), 4)) for i in order if labels[i] != OOS_LABEL
             )[:_TOP_K]
             best, conf = ranking[0]
             is_oos = bool(reject)
-            doc._.intent = None if is_oos else best
+            doc._.intent = None if is_oos or unsure else best
             doc._.intent_confidence = conf
             doc._.intent_ranking = ranking
             doc._.out_of_scope = is_oos

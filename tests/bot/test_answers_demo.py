@@ -11,6 +11,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from bot import texts
 
 ROOT = Path(__file__).resolve().parents[2]
 KLARTEXT = Path(sys.executable).parent / "klartext"
@@ -31,6 +34,15 @@ def _run(args: list[str], data_dir: Path) -> str:
     return done.stdout
 
 
+def _ask(q: str, data_dir: Path) -> list[dict[str, Any]]:
+    out = _run(["ask", q, "--json"], data_dir)
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def _reply(events: list[dict[str, Any]]) -> str:
+    return "".join(e["text"] for e in events if e["type"] == "token")
+
+
 def test_demo_answer_set_in_extractive_mode(tmp_path: Path) -> None:
     out = _run(["reindex", "knowledge/demo"], tmp_path)
     assert "NLU retrained." in out  # reindex trains the NLU from intents.yaml
@@ -39,10 +51,22 @@ def test_demo_answer_set_in_extractive_mode(tmp_path: Path) -> None:
     assert result["n"] >= 90
     # Knowing when not to answer: every unanswerable/injection case is refused.
     assert result["correct_refusal"] >= 0.95, result
-    # Floors under the measured 0.613 / 0.033 (session 7: 0.581 / 0.022 before answers from
-    # English-only content for German questions); goals 0.95 / 0.02.
+    # Floors under the measured 0.629 / 0.033 (session 8; session 7 0.613 / 0.033, 0.581 /
+    # 0.022 before answers from English-only content for German questions); goals 0.95 / 0.02.
     assert result["correct_source"] >= 0.58, result
     assert result["false_answer"] <= 0.04, result
+
+    # Scope: a shop message that mixes intents (order status or complaint?) is still a
+    # knowledge question — refused or answered, never told it is off topic; an off-topic one is.
+    off_topic = texts.text("out_of_scope", "en")
+    for q in (
+        "the tracking app says delivered, but my doormat is empty",
+        "Paket laut DHL zugestellt, aber nirgends zu finden",
+    ):
+        events = _ask(q, tmp_path)
+        assert _reply(events) != texts.text("out_of_scope", events[-1]["lang"]), events
+        assert events[-1]["mode"] in ("extractive", "fallback"), events
+    assert _reply(_ask("who painted the mona lisa?", tmp_path)) == off_topic
 
     # `make run`'s configuration: e5 adapted to the demo's own FAQ phrasings (same NLU).
     out = _run(["reindex", "knowledge/demo", "--adapt"], tmp_path)
@@ -50,7 +74,7 @@ def test_demo_answer_set_in_extractive_mode(tmp_path: Path) -> None:
     last = _run(["eval", "answers", "tests/data/answers_demo.yaml", "--json"], tmp_path)
     adapted = json.loads(last.strip().splitlines()[-1])
     assert adapted["correct_refusal"] >= 0.95, adapted
-    # Floors under the measured 0.710 / 0.011 (session 7; 0.645 / 0.011 in session 6); the
-    # false-answer goal holds.
+    # Floors under the measured 0.726 / 0.011 (session 8; 0.710 in session 7, 0.645 in
+    # session 6); the false-answer goal holds.
     assert adapted["correct_source"] >= max(0.68, result["correct_source"]), adapted
     assert adapted["false_answer"] <= 0.02, adapted

@@ -16,6 +16,7 @@ from bot.errors import ConfigError
 from bot.extractive import chunk_words
 from bot.llm import CircuitBreaker, make_provider
 from bot.memory import estimate_tokens, fold_summary, window
+from bot.nlu.types import ParsedMessage
 from retrieval.types import Hit
 
 BY_ID = {e.id: e for e in ENTRIES}
@@ -76,6 +77,9 @@ def test_route_table() -> None:
     assert route(nlu.parse("how do returns work"), c).kind == "retrieve"
     long_mention = "I bought a tent, NC-12345, so how do returns work for it"
     assert route(nlu.parse(long_mention), c).kind == "retrieve"
+    # no confident intent, but in scope (the NLU's "uncertain"): a knowledge question
+    unsure = ParsedMessage("tracking says delivered, nothing here", "en", None, 0.4)
+    assert route(unsure, c).kind == "retrieve"
 
 
 def test_memory_window_and_summary_are_bounded() -> None:

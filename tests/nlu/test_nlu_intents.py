@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from nlu_fakes import REF_DATE, FakeEmbedder, toy_examples
 
 from bot.errors import NLUError
-from bot.nlu.classifier import ClassifierConfig, IntentClassifier, train_classifier
+from bot.nlu.classifier import OOS_LABEL, ClassifierConfig, IntentClassifier, train_classifier
 from bot.nlu.entities import ProductName
 from bot.nlu.oos import LEGACY_SIGNALS, SIGNALS
 from bot.nlu.pipeline import NLU, load_nlu
@@ -212,3 +213,84 @@ def test_mlp_head_round_trip_matches_torch_free_inference(tmp_path: Path) -> Non
     np.testing.assert_allclose(clf.predict_proba(probe, vecs), again.predict_proba(probe, vecs))
     predicted = [again.labels[i] for i in again.predict_proba(probe, vecs).argmax(axis=1)]
     assert predicted == ["order_status", "greeting", "human_handoff"]
+
+
+OOS_TEXTS = [
+    ("what is the weather", "en"),
+    ("tell me a joke", "en"),
+    ("who won the football game", "en"),
+    ("wie wird das wetter", "de"),
+    ("erzähl einen witz", "de"),
+]
+
+
+@pytest.fixture(scope="module")
+def with_reject_class(tmp_path_factory: pytest.TempPathFactory) -> IntentClassifier:
+    out = tmp_path_factory.mktemp("nlu-oos") / "model"
+    train_nlu(toy_examples(), out, embedder=FakeEmbedder(), oos_examples=OOS_TEXTS)
+    return IntentClassifier.from_dir(out / "en" / "klartext_intent")
+
+
+def _rows(clf: IntentClassifier, winner: str | None) -> np.ndarray:
+    """One probability row: ``winner`` takes 0.9, or (None) the in-scope intents share evenly."""
+    in_scope = [i for i, lb in enumerate(clf.labels) if lb != OOS_LABEL]
+    row = np.zeros(len(clf.labels), dtype=np.float32)
+    if winner is None:
+        row[in_scope] = 1 / len(in_scope)
+    else:
+        row[:] = 0.1 / (len(clf.labels) - 1)
+        row[clf.labels.index(winner)] = 0.9
+    return row[None, :]
+
+
+def test_ambiguous_in_scope_message_is_uncertain_not_out_of_scope(
+    with_reject_class: IntentClassifier,
+) -> None:
+    clf = with_reject_class
+    assert OOS_LABEL in clf.labels
+    vec = FakeEmbedder().embed(["where is my order"])  # near an intent: the far guard is quiet
+    # no in-scope intent stands out, but the reject class does not win either
+    reject, uncertain = clf.scope(_rows(clf, None), vec)
+    assert (reject.tolist(), uncertain.tolist()) == ([False], [True])
+    assert clf.out_of_scope(_rows(clf, None), vec).tolist() == [True]  # the rule's rejection
+    # the reject class wins: out of scope
+    reject, uncertain = clf.scope(_rows(clf, OOS_LABEL), vec)
+    assert (reject.tolist(), uncertain.tolist()) == ([True], [False])
+    # a confident intent: neither
+    reject, uncertain = clf.scope(_rows(clf, "order_status"), vec)
+    assert (reject.tolist(), uncertain.tolist()) == ([False], [False])
+
+
+def test_without_a_reject_class_every_rejection_is_out_of_scope(
+    with_reject_class: IntentClassifier,
+) -> None:
+    clf = with_reject_class
+    plain = replace(clf, labels=["other" if lb == OOS_LABEL else lb for lb in clf.labels])
+    vec = FakeEmbedder().embed(["where is my order"])
+    row = _rows(clf, None)
+    row[0, plain.labels.index("other")] = 0.0
+    reject, uncertain = plain.scope(row, vec)
+    assert (reject.tolist(), uncertain.tolist()) == ([True], [False])
+
+
+def test_uncertain_message_parses_in_scope_without_intent(
+    trained: tuple[Path, FakeEmbedder],
+) -> None:
+    out, emb = trained
+    nlu = load_nlu(out, embedder=emb)
+    comp = nlu.pipelines["en"].get_pipe("klartext_intent")
+
+    class _Unsure:
+        labels = comp.classifier.labels
+
+        def predict_proba(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
+            return np.full((len(texts), len(self.labels)), 1 / len(self.labels), np.float32)
+
+        def scope(self, proba: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            n = len(proba)
+            return np.zeros(n, dtype=np.bool_), np.ones(n, dtype=np.bool_)
+
+    comp.classifier = _Unsure()
+    msg = nlu.parse("the tracking says delivered but nothing is here", lang="en")
+    assert (msg.intent, msg.out_of_scope) == (None, False)
+    assert msg.ranking  # the ranking is still reported
