@@ -249,6 +249,10 @@ class Engine:
         if not j.confident and r.kind == "ask_order":
             async for event in self._order(r, parsed, state):
                 yield event
+            if j.near:  # "where is my parcel?": the number, or one of these entries
+                yield Suggestions(
+                    items=[h.entry.question for h in j.near], ids=[h.entry_id for h in j.near]
+                )
             return
         if not j.confident:
             async for event in self._fallback(parsed, j, state, r.kind == "out_of_scope"):

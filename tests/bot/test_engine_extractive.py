@@ -237,6 +237,15 @@ async def test_order_without_number_asks_then_number_alone_looks_up() -> None:
     assert "has been delivered" in text_of(second)
 
 
+async def test_order_question_without_number_offers_near_entries_with_the_number_request() -> None:
+    events = await collect(make_engine().turn("where is my order refund?", ctx(), turn_id="t"))
+    assert "What is your order number?" in text_of(events)
+    (sugg,) = of_type(events, "suggestions")  # or one of these entries (below the threshold)
+    assert sugg.ids == ["en-ret-01", "en-ship-02"] and len(sugg.items) == 2
+    assert not of_type(events, "sources")
+    assert (done(events).mode, done(events).answered) == ("action", False)
+
+
 async def test_complaint_with_confident_match_answers_and_hands_off() -> None:
     events = await collect(make_engine().turn("terrible delivery!!", ctx(), turn_id="t"))
     text = text_of(events)
