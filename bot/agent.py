@@ -12,13 +12,15 @@ tools had (:class:`ToolEffect`) in order; any failure surfaces as :class:`bot.er
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+import re
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot.actions import Action, ActionResult, order_reply, public_order_data
 from bot.conversation import Turn
 from bot.errors import LLMError
+from bot.events import ActionEvent, Event
 from bot.prompts import format_passages, user_message
 from retrieval.types import Hit
 
@@ -189,3 +191,35 @@ class Generator:
             yield chunk
         for effect in effects.drain():
             yield effect
+
+
+_CITATION = re.compile(r"\[([A-Za-z0-9][\w.#/:-]*)\]")
+
+
+def effect_events(effect: ToolEffect, known: dict[str, Hit]) -> list[Event]:
+    """The events a tool's side effect becomes; passages it found join ``known``."""
+    if effect.kind == "hits":
+        for h in effect.hits:
+            known.setdefault(h.entry_id, h)
+        return []
+    if effect.kind == "action" and effect.result is not None:
+        return [
+            ActionEvent(
+                name=effect.action,
+                status=effect.result.status,
+                data=public_order_data(effect.result.data),
+            )
+        ]
+    return []
+
+
+def cited_hits(answer: str, known: Mapping[str, Hit], best: Hit | None) -> list[Hit]:
+    """Passages the answer cites by id (in order); ``best`` if it cites none."""
+    cited: list[Hit] = []
+    for m in _CITATION.finditer(answer):
+        hit = known.get(m.group(1))
+        if hit is not None and hit not in cited:
+            cited.append(hit)
+    if not cited and best is not None:
+        cited.append(best)
+    return cited

@@ -16,27 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from bot import smalltalk, texts
 from bot.actions import Action, ActionResult, order_reply, public_order_data
-from bot.agent import Delta, Generator, ToolEffect, Usage
+from bot.agent import Delta, Generator, ToolEffect, Usage, cited_hits, effect_events
 from bot.config import Settings
 from bot.conversation import ConversationContext
 from bot.decide import Judgement, Route, foreign_margin_for, judge, route, suggest_min_for
 from bot.errors import KlartextError, LLMError
 from bot.events import (
     ActionEvent,
-    AnswerMode,
-    Done,
     Error,
     Event,
     Handoff,
-    SourceRef,
     Sources,
     Suggestions,
     Token,
@@ -47,6 +42,7 @@ from bot.llm.providers import ChatModelProvider
 from bot.memory import estimate_tokens, window
 from bot.nlu.types import IntentParser, ParsedMessage
 from bot.prompts import system_prompt
+from bot.turn import TurnState, Understood, source_ref
 from retrieval.types import Hit, Retriever
 
 log = logging.getLogger(__name__)
@@ -55,52 +51,6 @@ log = logging.getLogger(__name__)
 _AHEAD = ThreadPoolExecutor(max_workers=2, thread_name_prefix="klartext-embed-ahead")
 
 ORDER_ACTION = "lookup_order"
-_CITATION = re.compile(r"\[([A-Za-z0-9][\w.#/:-]*)\]")
-
-
-@dataclass(slots=True)
-class _TurnState:
-    """What a turn has done so far; becomes the ``Done`` event."""
-
-    turn_id: str
-    lang: str
-    started: float
-    mode: AnswerMode = "fallback"
-    answered: bool = False
-    confidence: float = 0.0
-    partial: bool = False
-    timing_ms: dict[str, float] = field(default_factory=dict)
-    usage: dict[str, int] = field(default_factory=dict)
-
-    def done(self, now: float) -> Done:
-        self.timing_ms["total"] = round((now - self.started) * 1000, 2)
-        return Done(
-            turn_id=self.turn_id,
-            mode=self.mode,
-            answered=self.answered,
-            confidence=round(self.confidence, 4),
-            lang=self.lang,
-            timing_ms=self.timing_ms,
-            partial=self.partial,
-            usage=self.usage,
-        )
-
-
-@dataclass(slots=True)
-class _Understood:
-    """The worker thread's result: parse, route, hits (``None`` when not retrieved)."""
-
-    parsed: ParsedMessage
-    route: Route
-    hits: list[Hit] | None
-    nlu_ms: float
-    retrieval_ms: float = 0.0
-    error: Exception | None = None
-
-
-def _source(hit: Hit) -> SourceRef:
-    e = hit.entry
-    return SourceRef(id=e.id, title=e.display_title, url=e.url, score=round(hit.score, 4))
 
 
 class Engine:
@@ -131,7 +81,7 @@ class Engine:
     async def turn(
         self, text: str, ctx: ConversationContext, *, turn_id: str
     ) -> AsyncIterator[Event]:
-        state = _TurnState(
+        state = TurnState(
             turn_id=turn_id, lang=ctx.lang or self.settings.default_language, started=self._clock()
         )
         try:
@@ -148,12 +98,12 @@ class Engine:
         yield state.done(self._clock())
 
     # --- the flow ----------------------------------------------------------------------
-    def _lap(self, state: _TurnState, key: str, since: float) -> float:
+    def _lap(self, state: TurnState, key: str, since: float) -> float:
         now = self._clock()
         state.timing_ms[key] = round((now - since) * 1000, 2)
         return now
 
-    def _understand(self, text: str, ctx: ConversationContext, started: float) -> _Understood:
+    def _understand(self, text: str, ctx: ConversationContext, started: float) -> Understood:
         """Parse, route and (when the route needs it) retrieve, in one worker thread (on the
         loop when the message's embedding is cached, see :meth:`_embedded`).
 
@@ -167,14 +117,14 @@ class Engine:
         nlu_ms = round((t - started) * 1000, 2)
         r = route(parsed, ctx)
         if (r.kind == "smalltalk" and parsed.intent) or r.kind in ("handoff", "order"):
-            return _Understood(parsed, r, None, nlu_ms)
+            return Understood(parsed, r, None, nlu_ms)
         try:
             if ahead is not None:
                 ahead.result()  # cached now: the search does not embed again
             hits = self.retriever.search(text, k=self.settings.search_k, lang=parsed.lang)
         except Exception as exc:  # re-raised on the loop once the language is known
-            return _Understood(parsed, r, None, nlu_ms, error=exc)
-        return _Understood(parsed, r, hits, nlu_ms, round((self._clock() - t) * 1000, 2))
+            return Understood(parsed, r, None, nlu_ms, error=exc)
+        return Understood(parsed, r, hits, nlu_ms, round((self._clock() - t) * 1000, 2))
 
     def _embed_ahead(self, text: str) -> Future[object] | None:
         """Start the retriever's query embedding on another thread when the NLU embeds with
@@ -201,7 +151,7 @@ class Engine:
         )
 
     async def _turn(
-        self, text: str, ctx: ConversationContext, state: _TurnState
+        self, text: str, ctx: ConversationContext, state: TurnState
     ) -> AsyncIterator[Event]:
         if self._embedded(text):  # no model call left: run on the loop (see _embedded)
             u = self._understand(text, ctx, self._clock())
@@ -262,7 +212,7 @@ class Engine:
             yield event
 
     async def _order(
-        self, r: Route, parsed: ParsedMessage, state: _TurnState
+        self, r: Route, parsed: ParsedMessage, state: TurnState
     ) -> AsyncIterator[Event]:
         state.mode = "action"
         if r.kind == "ask_order" or r.order_number is None:
@@ -291,7 +241,7 @@ class Engine:
         state.answered = result.status == "ok"
 
     async def _fallback(
-        self, parsed: ParsedMessage, j: Judgement, state: _TurnState, out_of_scope: bool
+        self, parsed: ParsedMessage, j: Judgement, state: TurnState, out_of_scope: bool
     ) -> AsyncIterator[Event]:
         state.mode, state.answered = "fallback", False
         key = "out_of_scope" if out_of_scope else "fallback"
@@ -302,7 +252,7 @@ class Engine:
         yield Suggestions(items=items, ids=[h.entry_id for h in near])
 
     async def _complaint(
-        self, parsed: ParsedMessage, ctx: ConversationContext, j: Judgement, state: _TurnState
+        self, parsed: ParsedMessage, ctx: ConversationContext, j: Judgement, state: TurnState
     ) -> AsyncIterator[Event]:
         """A complaint goes to a human; a confident knowledge match is answered first."""
         if j.confident:
@@ -315,7 +265,7 @@ class Engine:
         yield Handoff(reason="complaint")
 
     async def _answer(
-        self, parsed: ParsedMessage, ctx: ConversationContext, j: Judgement, state: _TurnState
+        self, parsed: ParsedMessage, ctx: ConversationContext, j: Judgement, state: TurnState
     ) -> AsyncIterator[Event]:
         assert j.best is not None
         provider = self.provider
@@ -326,7 +276,7 @@ class Engine:
         async for event in self._extractive(j, state):
             yield event
 
-    async def _extractive(self, j: Judgement, state: _TurnState) -> AsyncIterator[Event]:
+    async def _extractive(self, j: Judgement, state: TurnState) -> AsyncIterator[Event]:
         assert j.best is not None
         t = self._clock()
         state.mode, state.answered = "extractive", True
@@ -335,7 +285,7 @@ class Engine:
             yield Token(text=texts.text("other_language", state.lang, language=name) + "\n\n")
         for chunk in chunk_words(answer_text(j.best), self.settings.stream_chunk_words):
             yield Token(text=chunk)
-        yield Sources(items=[_source(j.best)])
+        yield Sources(items=[source_ref(j.best)])
         if j.close:
             yield Suggestions(items=[h.entry.question for h in j.close])
         self._lap(state, "answer", t)
@@ -353,7 +303,7 @@ class Engine:
         parsed: ParsedMessage,
         ctx: ConversationContext,
         j: Judgement,
-        state: _TurnState,
+        state: TurnState,
     ) -> AsyncIterator[Event]:
         t = self._clock()
         passages = self._context_hits(j)
@@ -391,7 +341,7 @@ class Engine:
                 elif isinstance(item, Usage):
                     state.usage = item.tokens
                 elif isinstance(item, ToolEffect):
-                    for event in self._effect_events(item, known):
+                    for event in effect_events(item, known):
                         yield event
                     if item.kind == "handoff":
                         handoff = item.reason or "low_confidence"
@@ -406,7 +356,7 @@ class Engine:
             state.partial = True
             yield Error(code=exc.code, message=texts.text("llm_interrupted", parsed.lang))
             state.mode, state.answered = "generative", True
-            yield Sources(items=[_source(h) for h in self._cited("".join(answer), known, j)])
+            yield Sources(items=[source_ref(h) for h in cited_hits("".join(answer), known, j.best)])
             return
         self.breaker.record_success()
         self._lap(state, "llm", t)
@@ -420,34 +370,6 @@ class Engine:
                 "estimated": 1,
             }
         state.mode, state.answered = "generative", True
-        yield Sources(items=[_source(h) for h in self._cited("".join(answer), known, j)])
+        yield Sources(items=[source_ref(h) for h in cited_hits("".join(answer), known, j.best)])
         if handoff is not None:
             yield Handoff(reason="low_confidence")
-
-    @staticmethod
-    def _effect_events(effect: ToolEffect, known: dict[str, Hit]) -> list[Event]:
-        if effect.kind == "hits":
-            for h in effect.hits:
-                known.setdefault(h.entry_id, h)
-            return []
-        if effect.kind == "action" and effect.result is not None:
-            return [
-                ActionEvent(
-                    name=effect.action,
-                    status=effect.result.status,
-                    data=public_order_data(effect.result.data),
-                )
-            ]
-        return []
-
-    @staticmethod
-    def _cited(answer: str, known: Mapping[str, Hit], j: Judgement) -> list[Hit]:
-        """Passages the answer cites by id (in order); the best hit if it cites none."""
-        cited: list[Hit] = []
-        for m in _CITATION.finditer(answer):
-            hit = known.get(m.group(1))
-            if hit is not None and hit not in cited:
-                cited.append(hit)
-        if not cited and j.best is not None:
-            cited.append(j.best)
-        return cited
