@@ -11,6 +11,11 @@ examples. Email addresses are replaced by ``<email>`` in everything reported.
 The embedder is the runtime's (the index's model); without one (no index, or a unit test),
 :class:`HashingEmbedder` — word and character-trigram hashing, deterministic — groups by
 wording instead of meaning.
+
+**Suggestion picks** (:func:`count_picks`): the bot did not answer a message but offered
+knowledge suggestions, and the user clicked one. Each (message, entry) pair is a candidate
+alternative phrasing for that entry: added to the FAQ, the next user who asks it that way gets
+the answer directly.
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ from datetime import date, datetime
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.store.stats import DayStats, daily_stats, unanswered_questions
+from bot.store.stats import (
+    DayStats,
+    SuggestionPick,
+    daily_stats,
+    suggestion_picks,
+    unanswered_questions,
+)
 from retrieval.types import Embedder, Vectors
 
 MAX_GAP_TEXTS = 1000
@@ -44,6 +55,18 @@ class Gap:
     examples: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """How often users who were not answered then picked the suggested entry ``entry_id``
+    (button text ``picked``) after asking ``asked`` (case/whitespace-insensitive, shown in
+    its most frequent wording): a candidate alternative phrasing for that entry."""
+
+    count: int
+    asked: str
+    entry_id: str
+    picked: str
+
+
 @dataclass(slots=True)
 class StatsReport:
     start: datetime
@@ -53,6 +76,7 @@ class StatsReport:
     gaps: list[Gap] = field(default_factory=list)
     unanswered: int = 0  # fallback turns with a user message in the range
     embedder: str | None = None
+    picks: list[Pick] = field(default_factory=list)
 
 
 def redact(text: str) -> str:
@@ -144,6 +168,23 @@ def cluster_questions(
     return gaps[:top]
 
 
+def count_picks(picks: Sequence[SuggestionPick], *, top: int = 10) -> list[Pick]:
+    """The ``top`` most frequent (asked, entry) pairs, most frequent first; emails redacted."""
+    counts: Counter[tuple[str, str]] = Counter()
+    wordings: dict[tuple[str, str], Counter[str]] = {}
+    buttons: dict[str, str] = {}
+    for p in picks:
+        asked = " ".join(redact(p.asked).split())
+        key = (asked.lower(), p.entry_id)
+        counts[key] += 1
+        wordings.setdefault(key, Counter())[asked] += 1
+        buttons[p.entry_id] = p.picked
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return [
+        Pick(n, wordings[key].most_common(1)[0][0], key[1], buttons[key[1]]) for key, n in ranked
+    ]
+
+
 def _total(days: list[DayStats], start: date) -> DayStats:
     t = DayStats(start)
     weighted = 0.0
@@ -178,6 +219,7 @@ async def build_report(
     clustering run in a worker thread (bounded by :data:`MAX_GAP_TEXTS`)."""
     days = await daily_stats(session, start, end)
     questions = await unanswered_questions(session, start, end)
+    picks = count_picks(await suggestion_picks(session, start, end), top=top)
     emb: Embedder = embedder or HashingEmbedder()
     cos = cluster_cosine(threshold, emb.name)
     gaps = await asyncio.to_thread(cluster_questions, questions, emb, threshold=cos, top=top)
@@ -189,4 +231,5 @@ async def build_report(
         gaps=gaps,
         unanswered=len(questions),
         embedder=emb.name,
+        picks=picks,
     )

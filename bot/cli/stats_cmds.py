@@ -1,6 +1,8 @@
 """``klartext stats``: answered / fallback / handoff rates per day, average confidence,
 feedback ratio and the top knowledge gaps (unanswered questions clustered by embedding) —
-the numbers of ``GET /api/v1/stats``, from the database, as rich tables or ``--json``.
+the numbers of ``GET /api/v1/stats``, from the database, as rich tables or ``--json`` — and the
+suggestion picks: questions the bot did not answer after which the user clicked a suggested
+entry (candidate alternative phrasings).
 
 Gaps are embedded with the index's model when an index exists (``--embedder index``, the
 default), else — or with ``--embedder hashing`` — grouped by wording (no model load).
@@ -58,6 +60,7 @@ def _report_json(report: Any) -> dict[str, Any]:
         "days": [day(d) for d in report.days],
         "unanswered": report.unanswered,
         "knowledge_gaps": [asdict(g) for g in report.gaps],
+        "suggestion_picks": [asdict(p) for p in report.picks],
         "embedder": report.embedder,
     }
 
@@ -88,12 +91,22 @@ def _print_tables(report: Any) -> None:
     for g in report.gaps:
         gaps.add_row(str(g.count), g.representative, " | ".join(g.examples))
     console.print(gaps)
+    picks = Table(title="Picked after no answer: add the question to the entry's alt_questions")
+    picks.add_column("count", justify="right")
+    picks.add_column("asked")
+    picks.add_column("entry")
+    picks.add_column("picked suggestion")
+    for p in report.picks:
+        picks.add_row(str(p.count), p.asked, p.entry_id, p.picked)
+    console.print(picks)
 
 
 @app.command("stats")
 def stats(
     days: Annotated[int, typer.Option("--days", min=1, max=366, help="Days up to today.")] = 7,
-    top: Annotated[int, typer.Option("--top", min=1, max=50, help="Knowledge gaps to show.")] = 10,
+    top: Annotated[
+        int, typer.Option("--top", min=1, max=50, help="Knowledge gaps (and picks) to show.")
+    ] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     embedder: Annotated[
         str,
@@ -105,7 +118,8 @@ def stats(
         str | None, typer.Option("--url", help="Database URL (default: the configured database).")
     ] = None,
 ) -> None:
-    """Answered / fallback / handoff rates per day, confidence, feedback and knowledge gaps."""
+    """Answered / fallback / handoff rates per day, confidence, feedback, knowledge gaps and
+    suggestion picks."""
     from bot.stats import build_report
     from bot.store import Database
     from bot.store.migrate import is_up_to_date_async

@@ -11,12 +11,14 @@ PostgreSQL), bounded by a date range:
   day.
 
 :func:`unanswered_questions` returns the user messages of fallback turns (for the knowledge-gap
-clustering in :mod:`bot.stats`). The partial index ``ix_events_stats`` (migration 0004) keeps
-these scans off the token events.
+clustering in :mod:`bot.stats`); :func:`suggestion_picks` the unanswered messages after which the
+user picked one of the knowledge suggestions offered (candidates for alternative phrasings).
+The partial index ``ix_events_stats`` (migration 0004) keeps these scans off the token events.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -30,6 +32,7 @@ from bot.store.models import Conversation, EventRow, Feedback
 
 SEARCHED_MODES = ("extractive", "generative", "fallback")
 MAX_GAP_SAMPLES = 5000
+_IN_CHUNK = 500  # conversation ids per IN (...) list
 
 
 @dataclass(slots=True)
@@ -187,3 +190,90 @@ def last_days(days: int, *, now: datetime | None = None) -> tuple[datetime, date
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     start = datetime(today.year, today.month, today.day, tzinfo=UTC) - timedelta(days=days - 1)
     return start, datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestionPick:
+    """The user asked ``asked``, the bot did not answer but offered knowledge suggestions, and
+    the user's next message was the suggestion ``picked`` (the question of ``entry_id``)."""
+
+    asked: str
+    entry_id: str
+    picked: str
+
+
+async def suggestion_picks(
+    session: AsyncSession, start: datetime, end: datetime, *, limit: int = MAX_GAP_SAMPLES
+) -> list[SuggestionPick]:
+    """The :class:`SuggestionPick` of the unanswered turns in ``[start, end)`` (at most
+    ``limit``, newest first). A suggestion button sends its text, so a pick is the next user
+    message of the conversation being equal to one of the turn's suggestions that carry an
+    entry id (not "Talk to a human"). Two reads: the unanswered turns with suggestions (the
+    partial index on ``done`` events), then the user messages of those conversations."""
+    user, sugg = aliased(EventRow), aliased(EventRow)
+    answered = func.coalesce(EventRow.payload["answered"].as_boolean(), False)
+    turns = (
+        await session.execute(
+            select(EventRow.conversation_id, EventRow.seq, user.payload, sugg.payload)
+            .select_from(EventRow)
+            .join(user, _same_turn(user, "user_message"))
+            .join(sugg, _same_turn(sugg, "suggestions"))
+            .where(
+                EventRow.type == "done",
+                _in_range(EventRow.created_at, start, end),
+                answered.is_not(True),
+            )
+            .order_by(EventRow.created_at.desc(), EventRow.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    offers: dict[str, list[tuple[int, str, dict[str, str]]]] = {}
+    for cid, seq, asked, offered in turns:
+        items, ids = offered.get("items") or [], offered.get("ids") or []
+        by_text = {_norm(t): str(i) for t, i in zip(items, ids, strict=False)}
+        if by_text:
+            offers.setdefault(cid, []).append((seq, _norm(asked.get("text", "")), by_text))
+    out: list[SuggestionPick] = []
+    cids = sorted(offers)
+    for lo in range(0, len(cids), _IN_CHUNK):
+        chunk = cids[lo : lo + _IN_CHUNK]
+        rows = await session.execute(
+            select(EventRow.conversation_id, EventRow.seq, EventRow.payload)
+            .where(EventRow.conversation_id.in_(chunk), EventRow.type == "user_message")
+            .order_by(EventRow.conversation_id, EventRow.seq)
+        )
+        later: dict[str, list[tuple[int, str]]] = {}
+        for cid, seq, payload in rows.all():
+            later.setdefault(cid, []).append((seq, _norm(payload.get("text", ""))))
+        for cid in chunk:
+            out += _picked(offers[cid], later.get(cid, []))
+    return out
+
+
+def _same_turn(other: Any, kind: str) -> ColumnElement[bool]:
+    return and_(
+        other.conversation_id == EventRow.conversation_id,
+        other.turn_id == EventRow.turn_id,
+        other.type == kind,
+    )
+
+
+def _norm(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _picked(
+    offers: list[tuple[int, str, dict[str, str]]], messages: list[tuple[int, str]]
+) -> list[SuggestionPick]:
+    """Each offer's pick: the first user message after the offer's ``done`` (``seq``)."""
+    out: list[SuggestionPick] = []
+    seqs = [seq for seq, _ in messages]
+    for seq, asked, by_text in offers:
+        i = bisect.bisect_right(seqs, seq)
+        if i == len(messages) or not asked:
+            continue
+        text = messages[i][1]
+        entry = by_text.get(text)
+        if entry is not None and text.lower() != asked.lower():
+            out.append(SuggestionPick(asked, entry, text))
+    return out

@@ -140,3 +140,54 @@ async def test_stats(api: Api) -> None:
         r = await api.call("GET", f"{BASE}?{bad}", "read")
         assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), bad
     await check_scopes(api, "GET", BASE, "read", 200)
+
+
+def _refused(tid: str, text: str, offered: list[tuple[str, str | None]]) -> list[NewEvent]:
+    """An unanswered turn offering ``offered`` suggestions ((button text, entry id or None))."""
+    items = [t for t, _ in offered]
+    ids = [i for _, i in offered if i is not None]
+    turn = _turn(tid, text, "fallback", False, 0.1)
+    return [*turn[:-1], NewEvent("suggestions", {"items": items, "ids": ids}, tid), turn[-1]]
+
+
+async def test_stats_suggestion_picks(api: Api) -> None:
+    cancel = "Wie storniere ich meine Bestellung?"
+    offer = [(cancel, "de-bestellung-04"), ("Kann ich sie ändern?", "de-bestellung-03"),
+             ("Mit einem Menschen sprechen", None)]  # fmt: skip
+    day = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
+    await _seed_day(
+        api,
+        day,
+        [
+            _refused("p1", "Bestellung stornieren", offer),
+            _turn("p2", cancel, "extractive", True, 0.9),  # the button's text: a pick
+            _refused("p3", "bestellung   stornieren", offer),
+            _turn("p4", cancel, "extractive", True, 0.9),
+            _refused("p5", "Bestellung stornieren", offer),
+            _turn("p6", f"  {cancel} ", "extractive", True, 0.9),
+            _refused("p7", "Bestellung stornieren", offer),
+            _turn("p8", "Mit einem Menschen sprechen", "handoff", False, 0.0),  # no entry
+        ],
+    )
+    await _seed_day(
+        api,
+        day,
+        [
+            _refused("q1", "my parcel is gone, write to x@y.example", [("Parcel lost?", "en-o-7")]),
+            _turn("q2", "Parcel lost?", "extractive", True, 0.8),
+            _refused("q3", "hello??", [("Parcel lost?", "en-o-7")]),
+            _turn("q4", "no, something else", "fallback", False, 0.0),  # typed on: no pick
+            _refused("q5", "Parcel lost?", [("Parcel lost?", "en-o-7")]),
+            _turn("q6", "Parcel lost?", "extractive", True, 0.8),  # the same text: nothing learnt
+        ],
+    )
+    r = await api.call("GET", f"{BASE}?start=2026-04-01&end=2026-04-01", "read")
+    assert r.status_code == 200, r.text
+    assert r.json()["suggestion_picks"] == [
+        {"count": 3, "asked": "Bestellung stornieren", "entry_id": "de-bestellung-04",
+         "picked": cancel},
+        {"count": 1, "asked": "my parcel is gone, write to <email>", "entry_id": "en-o-7",
+         "picked": "Parcel lost?"},
+    ]  # fmt: skip
+    r = await api.call("GET", f"{BASE}?start=2026-04-01&end=2026-04-01&top=1", "read")
+    assert [p["count"] for p in r.json()["suggestion_picks"]] == [3]

@@ -71,3 +71,48 @@ def test_stats_errors(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "not migrated" in res.output
     res = runner.invoke(app, ["stats", "--embedder", "magic", "--url", url], env=env)
     assert res.exit_code == 2
+
+
+async def _seed_pick(url: str) -> None:
+    db = Database(url)
+    try:
+        async with db.writing() as s:
+            conv = await repo.create_conversation(s, lang="de")
+            offer = {"items": ["Wie storniere ich meine Bestellung?", "Mensch"], "ids": ["de-b-4"]}
+            await repo.append_events(
+                s,
+                conv.id,
+                [
+                    NewEvent("user_message", {"text": "Bestellung stornieren"}, "t1"),
+                    NewEvent("suggestions", offer, "t1"),
+                    NewEvent("done", {"mode": "fallback", "answered": False}, "t1"),
+                    NewEvent("user_message", {"text": "Wie storniere ich meine Bestellung?"}, "t2"),
+                    NewEvent("done", {"mode": "extractive", "answered": True}, "t2"),
+                ],
+            )
+    finally:
+        await db.dispose()
+
+
+def test_stats_shows_suggestion_picks(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    upgrade(url)
+    asyncio.run(_seed_pick(url))
+    runner = CliRunner()
+    env = {"COLUMNS": "200", "KLARTEXT_DATA_DIR": str(tmp_path)}
+    args = ["stats", "--days", "1", "--url", url, "--embedder", "hashing"]
+    out = runner.invoke(app, args, env=env)
+    assert out.exit_code == 0, out.output
+    assert "Picked after no answer" in out.output
+    row = next(line for line in out.output.splitlines() if "de-b-4" in line)
+    assert "Bestellung stornieren" in row and "Wie storniere ich meine Bestellung?" in row
+    res = runner.invoke(app, [*args, "--json"], env=env)
+    body = json.loads(res.output.strip().splitlines()[-1])
+    assert body["suggestion_picks"] == [
+        {
+            "count": 1,
+            "asked": "Bestellung stornieren",
+            "entry_id": "de-b-4",
+            "picked": "Wie storniere ich meine Bestellung?",
+        }
+    ]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from bot.stats import Gap, StatsReport, build_report
+from bot.stats import Gap, Pick, StatsReport, build_report
 from bot.store.stats import DayStats, last_days
 from retrieval.types import Embedder
 from web.api.auth import ReadKey
@@ -67,6 +67,17 @@ class GapOut(BaseModel):
         return cls(count=g.count, representative=g.representative, examples=g.examples)
 
 
+class PickOut(BaseModel):
+    count: int = Field(description="Times users picked this entry after asking this question.")
+    asked: str = Field(description="The question the bot did not answer (emails redacted).")
+    entry_id: str = Field(description="The knowledge entry whose suggestion they picked.")
+    picked: str = Field(description="The suggestion's text (the entry's question).")
+
+    @classmethod
+    def of(cls, p: Pick) -> PickOut:
+        return cls(count=p.count, asked=p.asked, entry_id=p.entry_id, picked=p.picked)
+
+
 class StatsOut(BaseModel):
     start: datetime = Field(description="Inclusive (UTC).")
     end: datetime = Field(description="Exclusive (UTC).")
@@ -74,6 +85,10 @@ class StatsOut(BaseModel):
     days: list[DayOut]
     unanswered: int = Field(description="Unanswered user messages in the range (clustered).")
     knowledge_gaps: list[GapOut]
+    suggestion_picks: list[PickOut] = Field(
+        description="Unanswered questions after which the user clicked a knowledge suggestion, "
+        "most frequent first: candidate alternative phrasings for those entries."
+    )
     embedder: str | None = Field(
         description="What clustered the gaps: the index's embedding model, or `hashing:v1` "
         "(by wording) when no model is loaded."
@@ -88,6 +103,7 @@ class StatsOut(BaseModel):
             days=[DayOut.of(d) for d in r.days],
             unanswered=r.unanswered,
             knowledge_gaps=[GapOut.of(g) for g in r.gaps],
+            suggestion_picks=[PickOut.of(p) for p in r.picks],
             embedder=r.embedder,
         )
 
@@ -129,7 +145,9 @@ async def stats(
     ] = 30,
     start: Annotated[date | None, Query(description="First day (UTC), inclusive.")] = None,
     end: Annotated[date | None, Query(description="Last day (UTC), inclusive.")] = None,
-    top: Annotated[int, Query(ge=1, le=50, description="Knowledge gaps to return.")] = 10,
+    top: Annotated[
+        int, Query(ge=1, le=50, description="Knowledge gaps (and suggestion picks) to return.")
+    ] = 10,
 ) -> StatsOut:
     """Monitoring numbers per day and the top knowledge gaps of the range."""
     lo, hi = _range(start, end, days)
