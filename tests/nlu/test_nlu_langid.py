@@ -45,3 +45,19 @@ def test_unsupported_hint_is_ignored(detector: LanguageDetector) -> None:
 
 def test_single_language_always_that_language() -> None:
     assert LanguageDetector(("de",)).detect("where is my order").lang == "de"
+
+
+@pytest.mark.parametrize(
+    ("text", "hint", "lang"),
+    [
+        ("and Klarna?", "en", "en"),  # lingua: German 0.77 — the conversation stays English
+        ("and PayPal?", "en", "en"),
+        ("und mit Kreditkarte?", "en", "de"),  # sure enough (0.97): the user switched
+        ("what about customs?", "de", "en"),
+        ("Österreich?", "en", "de"),  # umlauts are German
+    ],
+)
+def test_short_follow_ups_keep_the_conversation_language_unless_sure(
+    detector: LanguageDetector, text: str, hint: str, lang: str
+) -> None:
+    assert detector.detect(text, hint=hint).lang == lang
