@@ -77,6 +77,7 @@ def main() -> None:
         "threshold": settings.answer_threshold,
         "goal_correct_source": 0.95,
         "goal_false_answer": 0.02,
+        **({"kinds": report.by_kind()} if any(r.kind for r in report.results) else {}),
     }
     print(json.dumps(out))
 

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         0.92, description="Cosine similarity above which FAQ questions are reported as duplicates."
     )
     search_k: int = Field(5, description="Hits retrieved per question.")
+    followup_context: bool = Field(
+        True,
+        description="A short follow-up ('and to Austria?', 'was kostet das?') is also searched "
+        "with the previous question in front; the better judged answer wins "
+        "(docs/engine.md, 'Follow-up questions').",
+    )
     answer_verifier: bool = Field(
         False,
         description="Strict mode: score hits with the answerability verifier (fewer wrong "

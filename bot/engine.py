@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 
 from bot import smalltalk, texts
 from bot.actions import Action, ActionResult, order_reply, public_order_data
@@ -37,6 +38,13 @@ from bot.events import (
     Token,
 )
 from bot.extractive import answer_text, chunk_words
+from bot.followup import (
+    looks_like_followup,
+    prefer_context,
+    previous_question,
+    refers_back,
+    with_context,
+)
 from bot.llm.breaker import CircuitBreaker
 from bot.llm.providers import ChatModelProvider
 from bot.memory import estimate_tokens, window
@@ -118,13 +126,20 @@ class Engine:
         r = route(parsed, ctx)
         if (r.kind == "smalltalk" and parsed.intent) or r.kind in ("handoff", "order"):
             return Understood(parsed, r, None, nlu_ms)
+        previous = previous_question(ctx) if self.settings.followup_context else None
         try:
             if ahead is not None:
                 ahead.result()  # cached now: the search does not embed again
-            hits = self.retriever.search(text, k=self.settings.search_k, lang=parsed.lang)
+            k = self.settings.search_k
+            hits = self.retriever.search(text, k=k, lang=parsed.lang)
+            in_context = None
+            if previous is not None and looks_like_followup(text):
+                query = with_context(previous, text)
+                in_context = self.retriever.search(query, k=k, lang=parsed.lang)
         except Exception as exc:  # re-raised on the loop once the language is known
             return Understood(parsed, r, None, nlu_ms, error=exc)
-        return Understood(parsed, r, hits, nlu_ms, round((self._clock() - t) * 1000, 2))
+        ms = round((self._clock() - t) * 1000, 2)
+        return Understood(parsed, r, hits, nlu_ms, ms, context_hits=in_context)
 
     def _embed_ahead(self, text: str) -> Future[object] | None:
         """Start the retriever's query embedding on another thread when the NLU embeds with
@@ -176,21 +191,16 @@ class Engine:
             async for event in self._order(r, parsed, state):
                 yield event
             return
-        hits = u.hits if u.hits is not None else []
         state.timing_ms["retrieval"] = u.retrieval_ms
-        threshold = self.settings.answer_threshold
-        model = getattr(getattr(self.retriever, "embedder", None), "name", "")
-        if r.kind == "out_of_scope":
-            threshold += self.settings.out_of_scope_margin
-        j = judge(
-            hits,
-            lang=parsed.lang,
-            threshold=threshold,
-            close_margin=self.settings.suggest_margin,
-            suggest_min=suggest_min_for(self.settings, model),
-            foreign_margin=foreign_margin_for(self.settings, model, r),
-            foreign_lang=getattr(self.retriever, "main_language", None),
-        )
+        j = self._judge(u.hits or [], parsed, r)
+        if u.context_hits is not None:  # a follow-up: judged with the previous question too
+            in_context = self._judge(u.context_hits, parsed, Route("retrieve"))
+            if prefer_context(in_context, text, off_topic=r.kind == "out_of_scope"):
+                j = in_context
+                if r.kind == "out_of_scope":  # in context it is a knowledge question
+                    r = Route("retrieve")
+            elif refers_back(text):  # "how much does that cost?" has no subject of its own
+                j = replace(in_context, confident=False)
         state.confidence = j.confidence
         if r.kind == "complaint":
             async for event in self._complaint(parsed, ctx, j, state):
@@ -210,6 +220,21 @@ class Engine:
             return
         async for event in self._answer(parsed, ctx, j, state):
             yield event
+
+    def _judge(self, hits: list[Hit], parsed: ParsedMessage, r: Route) -> Judgement:
+        threshold = self.settings.answer_threshold
+        model = getattr(getattr(self.retriever, "embedder", None), "name", "")
+        if r.kind == "out_of_scope":
+            threshold += self.settings.out_of_scope_margin
+        return judge(
+            hits,
+            lang=parsed.lang,
+            threshold=threshold,
+            close_margin=self.settings.suggest_margin,
+            suggest_min=suggest_min_for(self.settings, model),
+            foreign_margin=foreign_margin_for(self.settings, model, r),
+            foreign_lang=getattr(self.retriever, "main_language", None),
+        )
 
     async def _order(
         self, r: Route, parsed: ParsedMessage, state: TurnState

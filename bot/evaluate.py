@@ -12,6 +12,10 @@ Format::
         expect: handoff               # a handoff event
       - q: Where is my order NC-12345?
         expect: action                # the order action path
+      - history: [How long does delivery to Germany take?]   # earlier messages, in order
+        q: and to Austria?            # judged in that conversation
+        expect_sources: [en-ship-01]
+        kind: followup                # optional label: rates per kind (AnswerReport.by_kind)
 
 Rates: ``correct_source`` over the ``expect_sources`` cases, ``correct_refusal`` over the
 ``refuse`` cases, ``false_answer`` over all cases — a case counts as a false answer when the
@@ -31,9 +35,9 @@ from typing import Literal
 
 import yaml
 
-from bot.conversation import ChatEngine, ConversationContext
+from bot.conversation import ChatEngine, ConversationContext, Turn
 from bot.errors import ConfigError
-from bot.events import Done, Handoff, Sources, Suggestions
+from bot.events import Done, Handoff, Sources, Suggestions, Token
 
 Expect = Literal["answer", "refuse", "handoff", "action"]
 _EXPECTS = ("refuse", "handoff", "action")
@@ -45,12 +49,15 @@ class AnswerCase:
     expect: Expect
     lang: str | None = None
     expect_sources: tuple[str, ...] = ()
+    history: tuple[str, ...] = ()  # earlier user messages of the conversation, oldest first
+    kind: str | None = None  # optional label (e.g. followup / switch): rates per kind
 
 
 @dataclass(frozen=True, slots=True)
 class CaseResult:
     q: str
     expect: Expect
+    kind: str | None
     expected_sources: tuple[str, ...]
     mode: str
     answered: bool
@@ -93,6 +100,13 @@ class AnswerReport:
             "n": n,
         }
 
+    def by_kind(self) -> dict[str, dict[str, float | int]]:
+        """:attr:`summary` per case ``kind`` (cases without one left out)."""
+        kinds = sorted({r.kind for r in self.results if r.kind})
+        return {
+            k: AnswerReport(tuple(r for r in self.results if r.kind == k)).summary for k in kinds
+        }
+
     @property
     def extra(self) -> dict[str, float]:
         answerable = [r for r in self.results if r.expect == "answer"]
@@ -120,12 +134,20 @@ def load_cases(path: Path) -> list[AnswerCase]:
         sources = item.get("expect_sources")
         expect = item.get("expect")
         lang = item.get("lang")
+        history = item.get("history") or []
+        if not isinstance(history, list) or not all(isinstance(h, str) and h for h in history):
+            raise ConfigError(f"{path}: case {i}: `history` must be a list of messages")
+        kind = item.get("kind")
+        if kind is not None and not isinstance(kind, str):
+            raise ConfigError(f"{path}: case {i}: `kind` must be a string")
         if sources:
             if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
                 raise ConfigError(f"{path}: case {i}: `expect_sources` must be a list of ids")
-            cases.append(AnswerCase(item["q"], "answer", lang, tuple(sources)))
+            cases.append(
+                AnswerCase(item["q"], "answer", lang, tuple(sources), tuple(history), kind)
+            )
         elif expect in _EXPECTS:
-            cases.append(AnswerCase(item["q"], expect, lang))
+            cases.append(AnswerCase(item["q"], expect, lang, (), tuple(history), kind))
         else:
             raise ConfigError(
                 f"{path}: case {i}: needs `expect_sources: [...]` or "
@@ -148,8 +170,21 @@ def _score(
     return done.mode == "action", knowledge_answer
 
 
+async def _say(engine: ChatEngine, ctx: ConversationContext, text: str) -> None:
+    """One earlier message of the case's conversation: its reply joins the history."""
+    reply: list[str] = []
+    async for event in engine.turn(text, ctx, turn_id=uuid.uuid4().hex[:12]):
+        if isinstance(event, Token):
+            reply.append(event.text)
+        elif isinstance(event, Done) and event.lang:
+            ctx.lang = event.lang  # as the web layer keeps the conversation's language
+    ctx.history += [Turn("user", text), Turn("bot", "".join(reply))]
+
+
 async def run_case(engine: ChatEngine, case: AnswerCase) -> CaseResult:
     ctx = ConversationContext(conversation_id=f"eval-{uuid.uuid4().hex[:8]}", lang=case.lang)
+    for earlier in case.history:
+        await _say(engine, ctx, earlier)
     done: Done | None = None
     sources: list[str] = []
     suggested: list[str] = []
@@ -169,6 +204,7 @@ async def run_case(engine: ChatEngine, case: AnswerCase) -> CaseResult:
     return CaseResult(
         q=case.q,
         expect=case.expect,
+        kind=case.kind,
         expected_sources=case.expect_sources,
         mode=done.mode,
         answered=done.answered,

@@ -42,7 +42,8 @@ class TurnState:
 
 @dataclass(slots=True)
 class Understood:
-    """The worker thread's result: parse, route, hits (``None`` when not retrieved)."""
+    """The worker thread's result: parse, route, hits (``None`` when not retrieved), and for
+    a follow-up (:mod:`bot.followup`) the hits of the search with the previous question."""
 
     parsed: ParsedMessage
     route: Route
@@ -50,6 +51,7 @@ class Understood:
     nlu_ms: float
     retrieval_ms: float = 0.0
     error: Exception | None = None
+    context_hits: list[Hit] | None = None  # a follow-up searched with the previous question
 
 
 def source_ref(hit: Hit) -> SourceRef:

@@ -122,7 +122,8 @@ def eval_answers(
     if as_json:
         for r in report.results:
             print(json.dumps(r.as_dict(), ensure_ascii=False))
-        print(json.dumps(report.summary))
+        kinds = report.by_kind()
+        print(json.dumps({**report.summary, **({"kinds": kinds} if kinds else {})}))
         return
     table = Table("ok", "expect", "question", "mode", "sources", "conf")
     for r in report.results:
@@ -140,3 +141,8 @@ def eval_answers(
         f"correct_refusal={s['correct_refusal']:.1%}  false_answer={s['false_answer']:.1%}  "
         + "  ".join(f"{k}={v:.1%}" for k, v in report.extra.items())
     )
+    for kind, k in report.by_kind().items():
+        console.print(
+            f"  {kind}: n={k['n']}  correct_source={k['correct_source']:.1%}  "
+            f"correct_refusal={k['correct_refusal']:.1%}  false_answer={k['false_answer']:.1%}"
+        )
