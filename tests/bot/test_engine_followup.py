@@ -13,7 +13,13 @@ from bot.conversation import ConversationContext, Turn
 from bot.decide import Judgement
 from bot.engine import Engine
 from bot.errors import ConfigError
-from bot.followup import adds_to, looks_like_followup, prefer_context, previous_question
+from bot.followup import (
+    adds_to,
+    looks_like_followup,
+    prefer_context,
+    previous_question,
+    refers_back,
+)
 from retrieval.types import Hit
 
 ENTRIES = [
@@ -27,6 +33,8 @@ TABLE = {
     "take? and to austria": [("en-ship-01", 0.8), ("en-ship-05", 0.3)],
     "take? and what's the weather": [("en-ship-01", 0.85)],
     "item? how much does that cost": [("en-ret-03", 0.7), ("en-ret-01", 0.6)],
+    "wrap? is that free": [("en-ret-03", 0.3)],
+    "is that free": [("en-ret-03", 0.9)],
     "and to austria": [("en-ship-05", 0.55)],
     "how much does that cost": [("en-ret-01", 0.2)],
     "how long does delivery take": [("en-ship-01", 0.9)],
@@ -92,12 +100,18 @@ def _j(confident: bool, score: float, hit: Hit | None) -> Judgement:
 
 def test_prefer_context_rules() -> None:
     ship = Hit(entry=ENTRIES[0], score=0.8, matched="", rank=0)
-    countries = Hit(entry=ENTRIES[1], score=0.9, matched="", rank=0)
-    assert prefer_context(_j(False, 0.3, None), _j(True, 0.8, ship), "and to Austria?")
-    assert not prefer_context(_j(False, 0.3, None), _j(False, 0.4, ship), "and to Austria?")
-    # the message's own answer is more confident: it stays
-    assert not prefer_context(_j(True, 0.9, countries), _j(True, 0.8, ship), "and to Austria?")
-    assert not prefer_context(_j(False, 0.3, None), _j(True, 0.8, ship), "and the weather?")
+    assert prefer_context(_j(True, 0.8, ship), "and to Austria?", off_topic=False)
+    assert not prefer_context(_j(False, 0.4, ship), "and to Austria?", off_topic=False)
+    # however confident the message's own judgement: it is not an input
+    assert prefer_context(_j(True, 0.6, ship), "how long does it take?", off_topic=False)
+    # off topic alone: only with its own words in the entry
+    assert prefer_context(_j(True, 0.8, ship), "and to Austria?", off_topic=True)
+    assert not prefer_context(_j(True, 0.8, ship), "and the weather?", off_topic=True)
+
+
+def test_refers_back() -> None:
+    assert refers_back("how much does that cost?") and refers_back("wie lange dauert das?")
+    assert not refers_back("and to Austria?") and not refers_back("express?")
 
 
 async def test_follow_up_is_answered_with_the_previous_question_as_context() -> None:
@@ -161,3 +175,12 @@ async def test_eval_cases_with_history_run_as_one_conversation(tmp_path: Path) -
     bad.write_text("cases:\n  - history: hello\n    q: x\n    expect: refuse\n")
     with pytest.raises(ConfigError, match="case 1: `history` must be a list"):
         load_cases(bad)
+
+
+async def test_pronoun_follow_up_is_not_answered_alone() -> None:
+    eng, _ = engine()
+    alone = await collect(eng.turn("is that free?", ConversationContext("c"), turn_id="t"))
+    assert sources(alone) == ["en-ret-03"]  # at the start of a conversation: taken as asked
+    events = await collect(eng.turn("is that free?", after("Do you gift wrap?"), turn_id="t"))
+    assert not sources(events) and events[-1].mode == "fallback"  # what is "that"? not returns
+    assert of_type(events, "suggestions")[0].ids == ["en-ret-03"]  # the context's candidates
