@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,12 +36,17 @@ async def _seed(url: str) -> None:
         await db.dispose()
 
 
-def test_stats_tables_and_json(tmp_path: Path) -> None:
+def _seeded(tmp_path: Path, seed: Callable[[str], Awaitable[None]]) -> tuple[str, dict[str, str]]:
+    """A migrated SQLite database filled by ``seed``: its URL and the CLI's environment."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'k.db'}"
     upgrade(url)
-    asyncio.run(_seed(url))
+    asyncio.run(seed(url))
+    return url, {"COLUMNS": "200", "KLARTEXT_DATA_DIR": str(tmp_path)}
+
+
+def test_stats_tables_and_json(tmp_path: Path) -> None:
+    url, env = _seeded(tmp_path, _seed)
     runner = CliRunner()
-    env = {"COLUMNS": "200", "KLARTEXT_DATA_DIR": str(tmp_path)}
     # --embedder hashing: another test may have left an index in a cached settings' data dir
     out = runner.invoke(
         app, ["stats", "--days", "2", "--url", url, "--embedder", "hashing"], env=env
@@ -95,11 +101,8 @@ async def _seed_pick(url: str) -> None:
 
 
 def test_stats_shows_suggestion_picks(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
-    upgrade(url)
-    asyncio.run(_seed_pick(url))
+    url, env = _seeded(tmp_path, _seed_pick)
     runner = CliRunner()
-    env = {"COLUMNS": "200", "KLARTEXT_DATA_DIR": str(tmp_path)}
     args = ["stats", "--days", "1", "--url", url, "--embedder", "hashing"]
     out = runner.invoke(app, args, env=env)
     assert out.exit_code == 0, out.output
