@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     followup_context: bool = Field(
         True,
         description="A short follow-up ('and to Austria?', 'was kostet das?') is also searched "
-        "with the previous question in front; the better judged answer wins "
-        "(docs/engine.md, 'Follow-up questions').",
+        "with the previous question in front, and answered from that search when it is "
+        "confident (docs/engine.md, 'Follow-up questions').",
     )
     answer_verifier: bool = Field(
         False,

@@ -3,13 +3,15 @@
 "How long does delivery to Germany take?" → "and to Austria?"; "Do you ship to Switzerland?"
 → "what about customs?"; "Wie schicke ich etwas zurück?" → "was kostet das?". On its own the
 follow-up is retrieved badly (or judged off topic), so the engine also searches with the
-previous question in front (:func:`with_context`) and keeps the better judged of the two
-(:mod:`bot.engine`). Only messages that look like follow-ups (:func:`looks_like_followup`) get
-the second search: a self-contained new question ("do you ship to Spain?") is taken as asked.
+previous question in front (:func:`with_context`). Only messages that look like follow-ups
+(:func:`looks_like_followup`) get the second search: a self-contained new question ("do you
+ship to Spain?") is taken as asked.
 
-The context's answer is kept only when it is confident, at least as confident as the message's
-own, and its entry contains one of the follow-up's own words (:func:`adds_to`): "and what's the
-weather?" after a shipping question must not re-answer the shipping question.
+The search in context wins when it is confident (:func:`prefer_context`), however confident the
+message's own is; for a message the NLU calls off topic its entry must also contain one of the
+follow-up's own words (:func:`adds_to`): "and what's the weather?" after a shipping question
+must not re-answer the shipping question. A follow-up that points back with a pronoun
+(:func:`refers_back`) is never answered on its own.
 
 Pure functions, no models: the markers are word lists per language.
 """
