@@ -126,20 +126,26 @@ class Engine:
         r = route(parsed, ctx)
         if (r.kind == "smalltalk" and parsed.intent) or r.kind in ("handoff", "order"):
             return Understood(parsed, r, None, nlu_ms)
-        previous = previous_question(ctx) if self.settings.followup_context else None
+        previous = self._followup_of(text, ctx)
         try:
             if ahead is not None:
                 ahead.result()  # cached now: the search does not embed again
             k = self.settings.search_k
             hits = self.retriever.search(text, k=k, lang=parsed.lang)
             in_context = None
-            if previous is not None and looks_like_followup(text):
+            if previous is not None:
                 query = with_context(previous, text)
                 in_context = self.retriever.search(query, k=k, lang=parsed.lang)
         except Exception as exc:  # re-raised on the loop once the language is known
             return Understood(parsed, r, None, nlu_ms, error=exc)
         ms = round((self._clock() - t) * 1000, 2)
         return Understood(parsed, r, hits, nlu_ms, ms, context_hits=in_context)
+
+    def _followup_of(self, text: str, ctx: ConversationContext) -> str | None:
+        """The previous question when ``text`` is to be searched with it too (bot.followup)."""
+        if not self.settings.followup_context or not looks_like_followup(text):
+            return None
+        return previous_question(ctx)
 
     def _embed_ahead(self, text: str) -> Future[object] | None:
         """Start the retriever's query embedding on another thread when the NLU embeds with
@@ -168,7 +174,9 @@ class Engine:
     async def _turn(
         self, text: str, ctx: ConversationContext, state: TurnState
     ) -> AsyncIterator[Event]:
-        if self._embedded(text):  # no model call left: run on the loop (see _embedded)
+        # no model call left: run on the loop (see _embedded); a follow-up's search with the
+        # previous question embeds a new text
+        if self._embedded(text) and self._followup_of(text, ctx) is None:
             u = self._understand(text, ctx, self._clock())
             await asyncio.sleep(0)  # a yield point: cached turns in a row must not starve others
         else:

@@ -14,7 +14,7 @@ import numpy as np
 from engine_fakes import FakeNLU, FakeRetriever, collect
 
 from bot.config import Settings
-from bot.conversation import ConversationContext
+from bot.conversation import ConversationContext, Turn
 from bot.embedcache import CachingEmbedder
 from bot.engine import Engine
 from bot.events import Done
@@ -84,6 +84,19 @@ async def test_repeated_message_runs_on_the_loop_with_the_same_events() -> None:
     assert first[-1].type == "done" and first[-1].mode == "extractive"
     await collect(engine.turn("Where is delivery now?", ConversationContext("c"), turn_id="u"))
     assert nlu.threads[2] != loop_thread  # a new message hops again
+
+
+async def test_cached_follow_up_still_hops_for_its_search_with_context() -> None:
+    inner = LengthEmbedder()
+    shared = CachingEmbedder(inner)
+    engine, nlu = _engine(shared, shared)
+    follow_up = "and delivery?"  # looks like a follow-up
+    await collect(engine.turn(follow_up, ConversationContext("c"), turn_id="t"))  # caches it
+    assert shared.contains(follow_up)
+    ctx = ConversationContext("c", history=[Turn("user", QUESTION), Turn("bot", "1-3 days")])
+    await collect(engine.turn(follow_up, ctx, turn_id="u"))
+    assert nlu.threads[1] != threading.get_ident()  # the combined text is not cached: a hop
+    assert shared.contains(f"{QUESTION} {follow_up}")
 
 
 async def test_nlu_embedder_without_a_cache_keeps_the_hop() -> None:
