@@ -77,7 +77,7 @@ def looks_like_followup(text: str) -> bool:
     joined = " ".join(ws)
     if any(joined == o or joined.startswith(o + " ") for o in _OPENERS):
         return True
-    return any(w in _REFERENCES for w in ws)
+    return refers_back(text)
 
 
 def previous_question(ctx: ConversationContext) -> str | None:
