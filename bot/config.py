@@ -151,9 +151,9 @@ class Settings(BaseSettings):
     suggest_min_score: float | None = Field(
         None,
         description="When the bot cannot answer, FAQ entries scoring at least this (up to "
-        "three, best first) are offered as 'Did you mean …?' buttons; default: the embedding "
-        "model's own (0.01; e5 adapted 0.12). Chosen on development data (docs/benchmarks.md, "
-        "'Suggestions on refusals', session 7).",
+        "three, in the retriever's order) are offered as 'Did you mean …?' buttons; default: "
+        "the embedding model's own (0.01; e5 adapted 0.12). Chosen on development data "
+        "(docs/benchmarks.md, 'Suggestions on refusals', session 7).",
     )
     stream_chunk_words: int = Field(4, description="Words per token event in extractive mode.")
     llm_context_passages: int = Field(

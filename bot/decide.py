@@ -131,7 +131,7 @@ def judge(
     lists other FAQ entries within ``close_margin`` of the best ("Did you mean …?" — only FAQ
     questions make sensible suggestion buttons; a help-page section is usually the same
     content);
-    ``near`` lists up to ``max_suggestions + 1`` FAQ entries (first in the pool's order)
+    ``near`` lists up to ``max_suggestions + 1`` FAQ entries (in the retriever's fused order)
     scoring at least ``suggest_min`` — default ``threshold - suggest_floor`` — when nothing
     is confident; the last place goes to the retriever's overall favourite in another language
     (``Hit.overall_first``) when it is an FAQ entry.
@@ -167,7 +167,12 @@ def judge(
     if foreign is not None:
         return Judgement(confident=True, confidence=foreign.score, best=foreign)
     floor = threshold - suggest_floor if suggest_min is None else suggest_min
-    near = [h for h in pool if h.entry.kind == EntryKind.FAQ and h.score >= floor]
+    # in the retriever's fused order: below the threshold the calibrated scores are close and
+    # the fused first is more often the right one (development files, docs/engine.md)
+    near = sorted(
+        (h for h in pool if h.entry.kind == EntryKind.FAQ and h.score >= floor),
+        key=lambda h: h.rank,
+    )
     # the retriever's overall favourite in another language: often the only entry on the
     # topic (a German question about English-only content), however low its score; before it,
     # the main language's first candidate when it has no translation (answered above when it

@@ -63,6 +63,15 @@ def test_judge_close_and_near() -> None:
     assert j.confidence == pytest.approx(0.45)
 
 
+def test_judge_near_follows_the_retrievers_order() -> None:
+    # below the threshold the calibrated scores are close; the fused ranking's first is more
+    # often the right entry, so it is suggested first
+    hits = [replace(h("en-ship-02", 0.30), rank=1), replace(h("en-ship-01", 0.31), rank=2)]
+    j = judge(hits, lang="en", threshold=0.5, suggest_min=0.1)
+    assert not j.confident and j.best is not None and j.best.entry_id == "en-ship-01"
+    assert [x.entry_id for x in j.near] == ["en-ship-02", "en-ship-01"]
+
+
 def test_route_table() -> None:
     nlu = FakeNLU(
         {"human": "human_handoff", "order": "order_status", "hi": "greeting", "weather": None}
