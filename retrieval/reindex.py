@@ -11,19 +11,18 @@ A reindex with nothing changed writes nothing and never resolves the embedder: p
 model without loading it. If only positions moved (file/line), a new build is written without
 embedding. Near-duplicate FAQ phrasings (cosine >= ``duplicate_threshold`` across entries) are
 found for new rows and carried over for unchanged pairs, so the report always lists all of them,
-together with exact duplicates from :func:`knowledge.changes.find_exact_duplicates`.
+together with exact duplicates from :func:`knowledge.changes.find_exact_duplicates`
+(:mod:`retrieval.duplicates`).
 """
 
 from __future__ import annotations
 
 import gc
-import operator
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import compress
 from pathlib import Path
@@ -38,8 +37,15 @@ from knowledge.changes import (
     find_exact_duplicates,
     fingerprint_files,
 )
-from knowledge.schema import Entry, EntryKind, KnowledgeBase
+from knowledge.schema import Entry, KnowledgeBase
 from retrieval import store, translations
+from retrieval.duplicates import (
+    duplicate_cosine,
+    exact_touching,
+    merge_duplicates,
+    near_duplicates,
+    pair_dict,
+)
 from retrieval.errors import IndexMissing, RetrievalError
 from retrieval.head import HEAD_FILES, train_head
 from retrieval.head import should_train as should_train_head
@@ -49,7 +55,6 @@ if TYPE_CHECKING:
     from retrieval.lexical import LexicalIndex
 
 EMBED_BATCH = 64
-_NEIGHBOURS = 8
 
 EmbedderSource = Embedder | Callable[[], Embedder]
 
@@ -160,7 +165,7 @@ def reindex(
         no_change = False  # a build from before answer vectors: add them (no row embedding)
     if dry_run or no_change:
         exact = [] if no_change else find_exact_duplicates(kb.entries)
-        report.duplicates = _merge(exact, prev.manifest.duplicates if prev else [], kb)
+        report.duplicates = merge_duplicates(exact, prev.manifest.duplicates if prev else [], kb)
         if not dry_run and prev is not None and not _same_entries(prev.build, kb.entries):
             report.build = _relocate(kb, index_dir, prev, report.duplicates)
         report.rows = prev.manifest.row_count if prev else 0
@@ -175,9 +180,7 @@ def reindex(
     report.model = resolved.name
     fresh = prev is None or full
     with _no_cyclic_gc():
-        exact = (
-            find_exact_duplicates(kb.entries) if fresh else _exact_touching(kb, changes.to_embed)
-        )
+        exact = find_exact_duplicates(kb.entries) if fresh else exact_touching(kb, changes.to_embed)
         _build(kb, index_dir, resolved, prev if not full else None, changes, exact, report,
                hnsw_threshold=hnsw_threshold, duplicate_threshold=duplicate_threshold,
                progress=progress, t0=t0)  # fmt: skip
@@ -199,51 +202,11 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-# ``duplicate_threshold`` is on MiniLM's cosine scale. Other models squeeze unrelated texts
-# closer to 1 (e5: ~0.75 vs MiniLM ~0.1), so their distances to 1 are scaled down: e5's
-# threshold for the default 0.92 is 1 - 0.08 * 0.28 = 0.978 (checked on the demo KB).
-DUPLICATE_DISTANCE_SCALE = {"e5": 0.28}
-
-
-def duplicate_cosine(threshold: float, model: str) -> float:
-    """The cosine at or above which two phrasings count as near-duplicates for ``model``."""
-    scale = DUPLICATE_DISTANCE_SCALE.get(model.split(":", 1)[0], 1.0)
-    return 1.0 - (1.0 - threshold) * scale
-
-
-_PUNCT = re.compile(r"[\W_]+")
-_PUNCT_KEEP_NUL = re.compile(r"[^\w\0]+")
-
-
 def _answers_missing(kb: KnowledgeBase, prev: _Previous) -> bool:
     """A multilingual knowledge base whose served build has no answer vectors (built before
     :mod:`retrieval.translations`) though its model family uses them."""
     wanted = translations.wanted(kb.entries, prev.manifest.model)
     return wanted and not (prev.build / translations.ANSWERS).is_file()
-
-
-def _exact_touching(kb: KnowledgeBase, ids: list[str]) -> list[DuplicatePair]:
-    """Exact duplicates involving ``ids`` (pairs among the other entries are carried over
-    from the manifest): a cheap regex key preselects the entries to check precisely, and a
-    substring test (the longest word of each wanted key) skips most entries before that."""
-    touched = set(ids)
-
-    def keys(entry: Entry) -> set[str]:
-        # one regex call per entry: phrasings joined by NUL, which _PUNCT_KEEP_NUL keeps
-        joined = "\0".join(entry.phrasings).casefold().replace("_", " ")
-        return {k.strip() for k in _PUNCT_KEEP_NUL.sub(" ", joined).split("\0")}
-
-    wanted = set().union(*(keys(e) for e in kb.entries if e.id in touched))
-    probes = {max(k.split(), key=len) for k in wanted if k}
-    subset = []
-    for e in kb.entries:
-        if e.id in touched:
-            subset.append(e)
-            continue
-        text = "\0".join(e.phrasings).casefold()
-        if any(probe in text for probe in probes) and keys(e) & wanted:
-            subset.append(e)
-    return find_exact_duplicates(subset)
 
 
 def _same_entries(build: Path, entries: list[Entry]) -> bool:
@@ -313,10 +276,10 @@ def _build(
         index = build_index(ids, vectors, hnsw_threshold=hnsw_threshold, dim=embedder.dim)
     rowmap = store.RowMap(row_ids, entry_ids, phrase)
     threshold = duplicate_cosine(duplicate_threshold, embedder.name)
-    near = _near_duplicates(index, vectors, rowmap, by_id, start=n_kept, threshold=threshold)
+    near = near_duplicates(index, vectors, rowmap, by_id, start=n_kept, threshold=threshold)
     carried = prev.manifest.duplicates if prev is not None else []
     carried = [d for d in carried if d["a_id"] in keep_ids and d["b_id"] in keep_ids]
-    report.duplicates = _merge([*exact, *near], carried, kb)
+    report.duplicates = merge_duplicates([*exact, *near], carried, kb)
     build = store.create_build(index_dir)
     store.write_rows(build, rowmap)
     np.save(build / store.VECTORS, vectors, allow_pickle=False)
@@ -361,79 +324,6 @@ def _lexical(kb: KnowledgeBase, prev: _Previous | None, keep_ids: set[str]) -> L
     return LexicalIndex.update(old, docs)
 
 
-def _near_duplicates(
-    index: Any,
-    vectors: Vectors,
-    rows: store.RowMap,
-    by_id: dict[str, Entry],
-    *,
-    start: int,
-    threshold: float,
-) -> list[DuplicatePair]:
-    """FAQ phrasings from row ``start`` on whose nearest rows of *other* FAQ entries reach
-    ``threshold`` cosine."""
-    faq = EntryKind.FAQ
-    queries = [i for i in range(start, len(rows)) if by_id[rows.entry_ids[i]].kind is faq]
-    if not queries or index.size < 2:
-        return []
-    pos_of = {rid: i for i, rid in enumerate(rows.row_ids)}
-    scores, ids = index.search(vectors[queries], _NEIGHBOURS)
-    found: list[DuplicatePair] = []
-    for qi, r in enumerate(queries):
-        a = by_id[rows.entry_ids[r]]
-        for s, rid in zip(scores[qi], ids[qi], strict=True):
-            pos = pos_of.get(int(rid))
-            if pos is None:
-                continue
-            s = float(vectors[pos] @ vectors[r])  # exact (the flat index scores in fp16)
-            if s < threshold:
-                continue
-            b = by_id[rows.entry_ids[pos]]
-            if b.id == a.id or b.kind is not faq or b.lang != a.lang:  # translations aren't dups
-                continue
-            a_text = store.matched_text(a, rows.phrase[r])
-            b_text = store.matched_text(b, rows.phrase[pos])
-            found.append(
-                DuplicatePair(
-                    a_id=a.id,
-                    a_location=a.location,
-                    b_id=b.id,
-                    b_location=b.location,
-                    text=a_text if a_text == b_text else f"{a_text} ≈ {b_text}",
-                    similarity=round(float(s), 4),
-                )
-            )
-    return found
-
-
-def _merge(
-    pairs: list[DuplicatePair], carried: list[dict[str, Any]], kb: KnowledgeBase
-) -> list[DuplicatePair]:
-    """Deduplicate pairs (either order), refresh locations, most similar first."""
-    by_id = kb.by_id()
-    best: dict[frozenset[str], DuplicatePair] = {}
-    for pair in [*pairs, *(DuplicatePair(**d) for d in carried)]:
-        if pair.a_id not in by_id or pair.b_id not in by_id:
-            continue
-        key = frozenset((pair.a_id, pair.b_id))
-        if key not in best or pair.similarity > best[key].similarity:
-            best[key] = pair
-    out = []
-    for p in best.values():
-        a_loc, b_loc = by_id[p.a_id].location, by_id[p.b_id].location
-        moved = p.a_location != a_loc or p.b_location != b_loc
-        out.append(replace(p, a_location=a_loc, b_location=b_loc) if moved else p)
-    return sorted(out, key=lambda p: (-p.similarity, p.a_location, p.b_location))
-
-
-_PAIR_FIELDS = tuple(f.name for f in fields(DuplicatePair))
-_pair_values = operator.attrgetter(*_PAIR_FIELDS)
-
-
-def _pair_dict(pair: DuplicatePair) -> dict[str, Any]:
-    return dict(zip(_PAIR_FIELDS, _pair_values(pair), strict=True))
-
-
 def _relocate(
     kb: KnowledgeBase, index_dir: Path, prev: _Previous, duplicates: list[DuplicatePair]
 ) -> Path:
@@ -474,7 +364,7 @@ def _finish(
         entry_hashes={e.id: e.content_hash for e in kb.entries},
         knowledge_root=str(kb.root),
         knowledge_fingerprint=fingerprint_files(kb.root) if kb.root.is_dir() else {},
-        duplicates=[_pair_dict(d) for d in duplicates],
+        duplicates=[pair_dict(d) for d in duplicates],
         next_row_id=next_row_id,
     )
     store.write_manifest(build, manifest)

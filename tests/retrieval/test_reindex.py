@@ -158,7 +158,7 @@ def test_emptying_the_knowledge_base(tmp_path: Path) -> None:
 
 
 def test_near_duplicates_ignore_translations_and_scale_per_model(tmp_path: Path) -> None:
-    from retrieval.reindex import duplicate_cosine
+    from retrieval.duplicates import duplicate_cosine
 
     assert duplicate_cosine(0.92, "minilm:all-MiniLM-L6-v2") == pytest.approx(0.92)
     assert duplicate_cosine(0.92, "e5:multilingual-e5-small-q4") == pytest.approx(0.9776)
