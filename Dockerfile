@@ -7,6 +7,9 @@
 #
 # TORCH_INDEX_URL: the pip index to take torch from. Point it at a CPU-only wheel index to keep
 # the image small; left empty, pip takes torch from the default index.
+# ADAPT_EMBEDDINGS=true (default): the demo index is built with e5 adapted to the knowledge base,
+# as `make run` does (~2-3 min more build time, ~2 GB RAM while training); the image keeps the
+# setting, so a later reindex of your knowledge adapts too. false: plain e5.
 # WITH_MPNET=1: also install the optional English `mpnet` embedding backend (all-mpnet-base-v2,
 # five data wheels, ~0.9 GB more in the image with its extracted model and ONNX graph); select it
 # at run time with KLARTEXT_EMBEDDING_BACKEND=mpnet (docs/retrieval.md).
@@ -16,6 +19,7 @@ ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim AS build
 ARG TORCH_INDEX_URL=""
 ARG WITH_MPNET=0
+ARG ADAPT_EMBEDDINGS=true
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HUB_OFFLINE=1 \
@@ -36,7 +40,8 @@ COPY bot ./bot
 COPY web ./web
 RUN pip install ".[postgres,redis]"
 # Bake the demo index and NLU model into /app/var.
-ENV KLARTEXT_DATA_DIR=/app/var
+ENV KLARTEXT_DATA_DIR=/app/var \
+    KLARTEXT_ADAPT_EMBEDDINGS=${ADAPT_EMBEDDINGS}
 # The ask warms the encoder graph cache (ONNX Runtime graphs built from the packaged weights)
 # so a container starts without exporting anything.
 ENV KLARTEXT_CACHE_DIR=/app/var/cache
@@ -51,7 +56,9 @@ RUN if [ "$WITH_MPNET" = "1" ]; then \
     fi
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
+ARG ADAPT_EMBEDDINGS=true
 ENV PATH=/opt/venv/bin:$PATH \
+    KLARTEXT_ADAPT_EMBEDDINGS=${ADAPT_EMBEDDINGS} \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
