@@ -1,11 +1,10 @@
 """Turns run as background tasks, independent of any socket: a dropped connection does not
 stop the answer, and a reconnecting client gets the rest through ``last_seq``.
 
-Per conversation, turns are serialised. Engine events are group-committed: whatever the engine
-produced while the previous batch was being written goes into the next transaction. The
-conversation history handed to the engine is cached per conversation and validated by ``seq``
-(a cache entry is used only if nothing else was appended since), so a turn normally reads
-nothing from the database before its first token.
+Per conversation, turns are serialised. Engine events are group-committed as the engine
+produces them (``web.turn_stream``). The conversation history handed to the engine is cached
+per conversation and validated by ``seq`` (a cache entry is used only if nothing else was
+appended since), so a turn normally reads nothing from the database before its first token.
 """
 
 from __future__ import annotations
@@ -15,27 +14,27 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.conversation import ChatEngine, ConversationContext, HandoffState, Turn
-from bot.errors import KlartextError, StoreError
-from bot.events import Done, Error, Event, Handoff, Token
-from bot.leads import LeadCapture, append_turn_events
+from bot.errors import StoreError
+from bot.events import Done
+from bot.leads import LeadCapture
 from bot.store import NewEvent, StoredEvent, repo, writes
 from web.eventlog import EventLog, KeyedLocks
 from web.hub import TurnLeases
+from web.turn_stream import HandoffHooks, TurnObserver, stream_turn, to_new_event
 
 log = logging.getLogger("klartext.turns")
 
 HISTORY_TURNS = 10
 _HISTORY_EVENTS = 600
 _CACHE_SIZE = 20_000
-_END = object()
 # while a human agent has (or is about to take) the conversation, the bot stays quiet
 _BOT_QUIET = frozenset({"pending_human", "human"})
 # several replicas: how long / how often to look at a turn that another replica runs
@@ -45,32 +44,6 @@ LEASE_WATCH_EVERY_S = 2.0
 
 class _NothingToDo(Exception):
     pass
-
-
-class TurnObserver(Protocol):
-    """Watches turns (``web.metrics.Metrics`` implements it); must not raise or block."""
-
-    def first_token(self, seconds: float) -> None: ...
-
-    def turn_events(self, events: list[Event]) -> None: ...
-
-    def turn_finished(self, seconds: float) -> None: ...
-
-
-class HandoffHooks(Protocol):
-    """Handoff extras (``web.handoff_flow.HandoffFlow`` implements it)."""
-
-    async def summary(
-        self, conversation_id: str, pending: Sequence[NewEvent] = (), reason: str | None = None
-    ) -> dict[str, Any] | None: ...
-
-    async def annotate(self, conversation_id: str, events: list[NewEvent]) -> list[NewEvent]:
-        """Attach the conversation summary to ``handoff`` events entering pending_human."""
-        ...
-
-    async def requested(self, conversation_id: str) -> None:
-        """After a visitor's handoff was committed (e.g. no agents: fall back at once)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +59,6 @@ class _History:
     lang: str | None
 
 
-def _to_new_event(ev: Event, turn_id: str) -> NewEvent:
-    payload: dict[str, Any] = ev.model_dump(mode="json", exclude={"type", "turn_id"})
-    if isinstance(ev, Handoff):
-        payload["state"] = "pending_human"
-    return NewEvent(ev.type, payload, turn_id)
-
-
 def _store_down_frame(turn_id: str) -> dict[str, Any]:
     """Not persisted (it could not be): the turn ends unfinished; a reconnect after the database
     is back ends it with a partial ``done`` (``finish_interrupted``)."""
@@ -103,19 +69,6 @@ def _store_down_frame(turn_id: str) -> dict[str, Any]:
         "turn_id": turn_id,
         "retry_after": 5.0,
     }
-
-
-def coalesce_tokens(evs: list[Event]) -> list[Event]:
-    """Merge adjacent ``token`` events: when the engine outruns the database (load), a batch
-    becomes one token event instead of many (fewer rows, frames and sends; same text)."""
-    out: list[Event] = []
-    for e in evs:
-        last = out[-1] if out else None
-        if isinstance(e, Token) and isinstance(last, Token):
-            out[-1] = Token(text=last.text + e.text)
-        else:
-            out.append(e)
-    return out
 
 
 def _history_from_events(events: list[StoredEvent], skip_turn: str) -> list[Turn]:
@@ -220,7 +173,7 @@ class TurnRunner:
             stored = writes.append_events(
                 s,
                 conversation_id,
-                [NewEvent("handoff", payload, turn_id), _to_new_event(done, turn_id)],
+                [NewEvent("handoff", payload, turn_id), to_new_event(done, turn_id)],
             )
             writes.update_conversation(s, conversation_id, handoff_state=state)
             return stored, (turn_id, True, current == "bot")
@@ -280,25 +233,6 @@ class TurnRunner:
         while len(self._history) > _CACHE_SIZE:
             self._history.popitem(last=False)
 
-    async def _produce(
-        self,
-        engine: ChatEngine,
-        text: str,
-        ctx: ConversationContext,
-        turn_id: str,
-        queue: asyncio.Queue[object],
-    ) -> None:
-        try:
-            async for ev in engine.turn(text, ctx, turn_id=turn_id):
-                await queue.put(ev)
-        except KlartextError as exc:
-            await queue.put(Error(code=exc.code, message=exc.message))
-        except Exception:
-            log.exception("engine failed", extra={"conversation_id": ctx.conversation_id})
-            await queue.put(Error(code="internal", message="The assistant failed to answer."))
-        finally:
-            await queue.put(_END)
-
     async def _run(
         self,
         conversation_id: str,
@@ -339,7 +273,7 @@ class TurnRunner:
             if kind != "user_message" or last != turn_id:
                 return [], None
             done = Done(turn_id=turn_id, mode="fallback", answered=False, lang=lang, partial=True)
-            return writes.append_events(s, conversation_id, [_to_new_event(done, turn_id)]), None
+            return writes.append_events(s, conversation_id, [to_new_event(done, turn_id)]), None
 
         self._remember(conversation_id, None)
         await asyncio.wait_for(self.events.write(conversation_id, op), timeout=5.0)
@@ -373,7 +307,7 @@ class TurnRunner:
                 return [], False
             done = Done(turn_id=turn_id, mode="fallback", answered=False, lang=lang, partial=True)
             stored, handoff = writes.append_events_with_state(
-                s, conversation_id, [_to_new_event(done, turn_id)]
+                s, conversation_id, [to_new_event(done, turn_id)]
             )
             if handoff in _BOT_QUIET:  # the agent answers these; nothing was interrupted
                 raise _NothingToDo
@@ -395,74 +329,22 @@ class TurnRunner:
     ) -> None:
         async with self._turn_locks.hold(conversation_id):
             ctx = await self._context(conversation_id, turn_id, user_seq, handoff)
-            queue: asyncio.Queue[object] = asyncio.Queue()
             engine = self._engine()
             if self._lead_capture:
                 engine = LeadCapture(engine)
-            producer = asyncio.create_task(self._produce(engine, text, ctx, turn_id, queue))
-            seqs: list[int] = [user_seq]
-            answer: list[str] = []
-            lang = ctx.lang
-            handed_off = False
-            try:
-                finished = False
-                while not finished:
-                    items = [await queue.get()]
-                    while not queue.empty():
-                        items.append(queue.get_nowait())
-                    finished = items[-1] is _END
-                    evs = coalesce_tokens([cast(Event, i) for i in items if i is not _END])
-                    if not evs:
-                        continue
-                    stored = await self._persist(conversation_id, turn_id, evs)
-                    seqs += [e.seq for e in stored]
-                    if self.observer is not None:
-                        self.observer.turn_events(evs)
-                    for e in evs:
-                        if isinstance(e, Token):
-                            if not answer:
-                                self._record_ttft((time.perf_counter() - received) * 1000)
-                            answer.append(e.text)
-                        elif isinstance(e, Done) and e.lang:
-                            lang = e.lang
-                        elif isinstance(e, Handoff):
-                            handed_off = True
-            finally:
-                if not producer.done():
-                    producer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await producer
+            out = await stream_turn(
+                self.events, engine, text, ctx, turn_id, user_seq,
+                first_token=lambda: self._record_ttft((time.perf_counter() - received) * 1000),
+                observer=self.observer, hooks=self.handoff_hooks,
+            )  # fmt: skip
             if self.observer is not None:
                 self.observer.turn_finished(time.perf_counter() - received)
-            if handed_off and self.handoff_hooks is not None:
+            if out.handed_off and self.handoff_hooks is not None:
                 await self.handoff_hooks.requested(conversation_id)
-            contiguous = seqs == list(range(user_seq, user_seq + len(seqs)))
-            turns = (*ctx.history, Turn("user", text), Turn("bot", "".join(answer)))
-            self._remember(
-                conversation_id,
-                _History(seqs[-1], turns[-HISTORY_TURNS:], lang) if contiguous else None,
-            )
-
-    async def _persist(
-        self, conversation_id: str, turn_id: str, evs: list[Event]
-    ) -> list[StoredEvent]:
-        new_events = [_to_new_event(e, turn_id) for e in evs]
-        updates: dict[str, Any] = {}
-        for e in evs:
-            if isinstance(e, Handoff):
-                updates["handoff_state"] = "pending_human"
-            elif isinstance(e, Done) and e.lang:
-                updates["lang"] = e.lang
-        if "handoff_state" in updates and self.handoff_hooks is not None:
-            new_events = await self.handoff_hooks.annotate(conversation_id, new_events)
-
-        def op(s: Session) -> tuple[list[StoredEvent], list[StoredEvent]]:
-            stored = append_turn_events(s, conversation_id, new_events)
-            if updates:
-                writes.update_conversation(s, conversation_id, **updates)
-            return stored, stored
-
-        return await self.events.write(conversation_id, op)
+            contiguous = out.seqs == list(range(user_seq, user_seq + len(out.seqs)))
+            turns = (*ctx.history, Turn("user", text), Turn("bot", out.answer))
+            history = _History(out.seqs[-1], turns[-HISTORY_TURNS:], out.lang)
+            self._remember(conversation_id, history if contiguous else None)
 
     def _record_ttft(self, ms: float) -> None:
         if self.observer is not None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from bot.events import Done, Sources, Token
-from web.turns import coalesce_tokens
+from web.turn_stream import coalesce_tokens
 
 
 def test_adjacent_tokens_are_coalesced_in_order() -> None:
