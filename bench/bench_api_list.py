@@ -61,12 +61,14 @@ def _pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _seed(url: str, conversations: int, per: int) -> tuple[str, float]:
+async def _seed(url: str, conversations: int, per: int, *, text_index: bool) -> tuple[str, float]:
     await upgrade_async(url)
     db = Database(url)
     started = time.perf_counter()
     try:
         async with db.writing() as s:
+            if not text_index:  # the search as it was before migration 0006
+                await s.execute(text("DROP INDEX IF EXISTS ix_events_text_trgm"))
             for stmt in _SEED[:2]:
                 await s.execute(text(stmt), {"c": conversations, "n": per})
         async with db.engine.connect() as conn:
@@ -124,11 +126,20 @@ def main() -> None:
     ap.add_argument("--conversations", type=int, default=100_000)
     ap.add_argument("--events-per", type=int, default=20)
     ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument(
+        "--no-text-index",
+        action="store_true",
+        help="drop the trigram index of migration 0006 first (the text search before it)",
+    )
     args = ap.parse_args()
     with pg_cluster() as cluster, tempfile.TemporaryDirectory() as tmp:
         url = cluster.create_database()
-        key, seed_s = asyncio.run(_seed(url, args.conversations, args.events_per))
-        settings = make_settings(Path(tmp), database_url=url)
+        key, seed_s = asyncio.run(
+            _seed(url, args.conversations, args.events_per, text_index=not args.no_text_index)
+        )
+        settings = make_settings(
+            Path(tmp), database_url=url, api_requests_per_minute_per_key=1_000_000
+        )
         server = ServerThread(settings, FakeRuntime()).start()
         try:
             results = _measure(server.url, key, args.requests)
@@ -142,6 +153,7 @@ def main() -> None:
                 "conversations": args.conversations,
                 "events": args.conversations * args.events_per,
                 "seed_s": round(seed_s, 1),
+                "text_index": not args.no_text_index,
                 "results": results,
                 "goal_first_page_p99_le_50ms": goal,
             }

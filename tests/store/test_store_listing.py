@@ -3,18 +3,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from pg import PgCluster
+from sqlalchemy import func, select, text, update
 
 from bot.store import Database, NewEvent, repo
 from bot.store.listing import (
     BadCursorError,
     ConversationFilter,
+    _filtered,
     decode_cursor,
     delete_conversation,
     encode_cursor,
     list_conversations,
     timed_events,
 )
+from bot.store.migrate import upgrade_async
 from bot.store.models import Conversation, EventRow, Feedback, MessageKey
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -82,6 +85,25 @@ async def test_filters(db: Database) -> None:
     assert await matching(q="antwort 5") == {ids[5]}
     assert await matching(q="Versand") == set(ids)
     assert await matching(q="100%_") == set()
+
+
+async def test_text_search_can_use_the_trigram_index_on_postgresql(pg: PgCluster) -> None:
+    # migration 0006: the search's expression must be the index's, or the index is dead weight
+    url = pg.create_database()
+    await upgrade_async(url)
+    db = Database(url)
+    try:
+        ids = await _seed(db, 3)
+        async with db.engine.connect() as conn:
+            stmt = _filtered(ConversationFilter(q="Nummer 2")).limit(51)
+            sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            await conn.execute(text("SET enable_seqscan = off"))  # a 6-row table: force the choice
+            plan = "\n".join(r[0] for r in (await conn.execute(text("EXPLAIN " + sql))).all())
+            found = [r[0] for r in (await conn.execute(text(sql))).all()]
+        assert "ix_events_text_trgm" in plan, plan
+        assert found == [ids[2]]
+    finally:
+        await db.dispose()
 
 
 async def test_bad_cursor_is_refused() -> None:
