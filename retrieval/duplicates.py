@@ -34,7 +34,6 @@ def duplicate_cosine(threshold: float, model: str) -> float:
     return 1.0 - (1.0 - threshold) * scale
 
 
-_PUNCT = re.compile(r"[\W_]+")
 _PUNCT_KEEP_NUL = re.compile(r"[^\w\0]+")
 
 
