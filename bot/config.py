@@ -255,6 +255,18 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Delivered/failed webhook deliveries are deleted after this."
     )
 
+    # --- data retention -------------------------------------------------------------------
+    conversation_retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="Conversations with no activity for this many days are erased with their "
+        "messages and feedback (as DELETE /api/v1/conversations/{id} does), by a sweep in the "
+        "server and by `klartext db purge`. Unset = kept until deleted.",
+    )
+    retention_sweep_interval_s: float = Field(
+        3600.0, gt=0, description="How often the server erases expired conversations (seconds)."
+    )
+
     # --- CRM: lead capture, stats ---------------------------------------------------------
     lead_capture: bool = Field(
         True,

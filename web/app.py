@@ -36,6 +36,7 @@ from web.logging import configure_logging, request_id_var
 from web.metrics import Metrics, MetricsMiddleware
 from web.metrics_poll import DepthPoller
 from web.protocol import SERVER_VERSION
+from web.retention import RetentionSweep
 from web.routes.health import router as health_router
 from web.routes.help import install as install_help_pages
 from web.routes.metrics import router as metrics_router
@@ -202,6 +203,12 @@ def create_app(
         services.handoff = HandoffFlow(settings, db, events, lambda: llm_of(services.runtime))
         turns.handoff_hooks = services.handoff
         handoff_sweep = asyncio.create_task(services.handoff.run())
+        services.retention = RetentionSweep(settings, db, events, turns)
+        retention_sweep = (
+            asyncio.create_task(services.retention.run())
+            if settings.conversation_retention_days is not None
+            else None
+        )
         app.state.services = services
         webhooks = _webhook_dispatcher(settings, db)
         app.state.webhook_dispatcher = webhooks
@@ -211,9 +218,11 @@ def create_app(
         try:
             yield
         finally:
-            handoff_sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await handoff_sweep
+            for sweep in (handoff_sweep, retention_sweep):
+                if sweep is not None:
+                    sweep.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweep
             if services.reload_task is not None:
                 services.reload_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

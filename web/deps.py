@@ -20,6 +20,7 @@ from web.handoff_flow import HandoffFlow
 from web.hub import Hub
 from web.limits import Guards, Limits, RateLimiter
 from web.metrics import Metrics
+from web.retention import RetentionSweep
 from web.tokens import TokenSigner
 from web.turns import TurnRunner
 
@@ -51,6 +52,7 @@ class Services:
     proxies: TrustedProxies | None = None  # whose X-Forwarded-For is believed
     metrics: Metrics | None = None  # None with metrics_enabled=false
     handoff: HandoffFlow | None = None  # summaries, no-agent fallback, timeout sweep
+    retention: RetentionSweep | None = None  # erases expired conversations (when set)
 
 
 def get_services(request: Request) -> Services:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from bot.cli import (
     apikey_cmds,
     ask_cmds,
+    db_cmds,
     eval_cmds,
     index_cmds,
     nlu_cmds,
@@ -19,6 +20,7 @@ __all__ = [
     "apikey_cmds",
     "app",
     "ask_cmds",
+    "db_cmds",
     "eval_cmds",
     "index_cmds",
     "nlu_cmds",

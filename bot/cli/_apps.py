@@ -15,7 +15,7 @@ nlu_app = typer.Typer(
     help="Train and try the NLU (intents, entities, language).", no_args_is_help=True
 )
 eval_app = typer.Typer(help="Evaluate retrieval, intents and answers.", no_args_is_help=True)
-db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="Database: migrations, retention.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys of the CRM REST API.", no_args_is_help=True)
 
 app.add_typer(kb_app, name="kb")
