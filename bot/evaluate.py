@@ -22,7 +22,8 @@ Rates: ``correct_source`` over the ``expect_sources`` cases, ``correct_refusal``
 bot answered from knowledge although it should not have (refuse/handoff/action cases) or
 cited a wrong first source. ``reachable`` (in :attr:`AnswerReport.extra`): share of the
 ``expect_sources`` cases answered correctly or refused with an expected entry among the
-"Did you mean …?" suggestions — one click away.
+"Did you mean …?" suggestions — one click away; ``reachable_first``: the same with the expected
+entry as the *first* suggestion (the button a visitor reads first).
 """
 
 from __future__ import annotations
@@ -78,6 +79,17 @@ class CaseResult:
             not self.answered and any(i in self.expected_sources for i in self.suggested)
         )
 
+    @property
+    def reachable_first(self) -> bool:
+        """Answered correctly, or refused with an expected entry as the first suggestion."""
+        if self.expect != "answer":
+            return False
+        return self.correct or (
+            not self.answered
+            and bool(self.suggested)
+            and self.suggested[0] in self.expected_sources
+        )
+
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
@@ -110,11 +122,12 @@ class AnswerReport:
     @property
     def extra(self) -> dict[str, float]:
         answerable = [r for r in self.results if r.expect == "answer"]
-        reach = sum(r.reachable for r in answerable) / len(answerable) if answerable else 0.0
+        n = len(answerable) or 1
         return {
             "correct_handoff": round(self._rate("handoff"), 4),
             "correct_action": round(self._rate("action"), 4),
-            "reachable": round(reach, 4),
+            "reachable": round(sum(r.reachable for r in answerable) / n, 4),
+            "reachable_first": round(sum(r.reachable_first for r in answerable) / n, 4),
         }
 
 

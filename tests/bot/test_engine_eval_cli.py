@@ -87,6 +87,7 @@ async def test_evaluate_scores_every_kind(cases_file: Path) -> None:
         "correct_handoff": 1.0,
         "correct_action": 1.0,
         "reachable": pytest.approx(2 / 3, abs=1e-4),
+        "reachable_first": pytest.approx(2 / 3, abs=1e-4),
     }
 
 
@@ -102,9 +103,20 @@ async def test_refusal_with_the_right_suggestion_is_reachable(tmp_path: Path) ->
     report = await evaluate_answers(rt.engine, load_cases(path))
     first, second = report.results
     assert not first.answered and first.suggested == ("en-ship-01",)  # 0.005 < the floor
-    assert first.reachable and not first.correct
+    assert first.reachable and first.reachable_first and not first.correct
     assert not second.reachable  # refused, and en-ret-01 is not among the suggestions
     assert report.summary["correct_source"] == 0.0 and report.extra["reachable"] == 0.5
+
+
+async def test_reachable_first_needs_the_right_entry_on_the_first_button(tmp_path: Path) -> None:
+    path = tmp_path / "cases.yaml"
+    path.write_text("cases:\n  - q: parcel gone missing\n    expect_sources: [en-ship-02]\n")
+    rt = _runtime()
+    hits = [("en-ship-01", 0.3), ("en-ship-02", 0.25)]
+    rt.engine.retriever = FakeRetriever({"parcel": hits})
+    (case,) = (await evaluate_answers(rt.engine, load_cases(path))).results
+    assert case.suggested[:2] == ("en-ship-01", "en-ship-02")
+    assert case.reachable and not case.reachable_first
 
 
 @pytest.mark.parametrize(
