@@ -32,7 +32,8 @@ from bench_ensemble_minilm import DiskMemo, answered, decide, metrics, negatives
 
 from knowledge.loaders import load_knowledge  # noqa: E402
 from retrieval.embedders import SentenceTransformerEmbedder  # noqa: E402
-from retrieval.ensemble import PAIRS, SecondOpinion  # noqa: E402
+from retrieval.ensemble import SecondOpinion  # noqa: E402
+from retrieval.ensemble_pairs import PAIRS  # noqa: E402
 from retrieval.evaluate import LabelledQuery  # noqa: E402
 from retrieval.mpnet import MpnetEmbedder  # noqa: E402
 from retrieval.reindex import reindex  # noqa: E402

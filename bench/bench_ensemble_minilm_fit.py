@@ -1,5 +1,5 @@
-"""Fit "minilm+mpnet" constants for ``retrieval.ensemble.ENSEMBLE_CALIBRATIONS`` (H3's method
-for "e5+mpnet", adapted): the score of a query the second opinion re-ranked becomes
+"""Fit "minilm+mpnet" constants for ``retrieval.ensemble_pairs.ENSEMBLE_CALIBRATIONS`` (H3's
+method for "e5+mpnet", adapted): the score of a query the second opinion re-ranked becomes
 ``sigmoid(w_c·cos_ens + w_v·coverage + b)`` instead of MiniLM's calibrated score.
 
     nice -n 10 .venv/bin/python bench/bench_ensemble_minilm_fit.py [--cache /tmp/h4s4]
@@ -36,7 +36,8 @@ from bench_ensemble_minilm import DiskMemo, negatives  # noqa: E402
 from bench_ensemble_minilm_demo import _queries  # noqa: E402
 
 from retrieval.embedders import SentenceTransformerEmbedder  # noqa: E402
-from retrieval.ensemble import PAIRS, SecondOpinion  # noqa: E402
+from retrieval.ensemble import SecondOpinion  # noqa: E402
+from retrieval.ensemble_pairs import PAIRS  # noqa: E402
 from retrieval.evaluate import LabelledQuery, read_queries  # noqa: E402
 from retrieval.mpnet import MpnetEmbedder  # noqa: E402
 from retrieval.search import load_retriever  # noqa: E402

@@ -340,7 +340,8 @@ def second_opinion(args: argparse.Namespace, first_model: str) -> Any:
     encoder's calibrated top score is in [LO, HI]; ``--second-opinion margin=M``: when its fused
     top-1 − top-2 gap is below M. The row vectors are stand-ins (the cost of the rescoring does
     not depend on what they mean; ``hit@1`` is then not meaningful)."""
-    from retrieval.ensemble import ENSEMBLE_CALIBRATIONS, PAIRS, SecondOpinion
+    from retrieval.ensemble import SecondOpinion
+    from retrieval.ensemble_pairs import ENSEMBLE_CALIBRATIONS, PAIRS
     from retrieval.mpnet import MpnetEmbedder
 
     spec: str = args.second_opinion

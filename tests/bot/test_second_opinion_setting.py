@@ -14,12 +14,14 @@ import pytest
 
 import retrieval.embedders
 import retrieval.ensemble as ensemble
+import retrieval.ensemble_pairs as ensemble_pairs
 import retrieval.mpnet_package
 from bot.config import Settings
 from bot.runtime import _load_retriever
 from knowledge.loaders import load_knowledge
 from retrieval import store
-from retrieval.ensemble import EnsembleCalibration, SecondOpinion, second_opinion_for
+from retrieval.ensemble import SecondOpinion, second_opinion_for
+from retrieval.ensemble_pairs import EnsembleCalibration
 from retrieval.mpnet_package import MpnetPackageMissing
 from retrieval.reindex import reindex
 from retrieval.search import HybridRetriever
@@ -91,7 +93,8 @@ def test_setting_reaches_the_retriever_and_is_consulted(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     second = WordHash("mpnet:fake", dim=96)
-    monkeypatch.setitem(ensemble.PAIRS, "fake+mpnet", ensemble.PairOptions(calibration=CAL))
+    opts = ensemble_pairs.PairOptions(calibration=CAL)
+    monkeypatch.setitem(ensemble_pairs.PAIRS, "fake+mpnet", opts)
     monkeypatch.setattr(ensemble, "_mpnet", lambda: second)
     retriever, _ = _load_retriever(Settings(data_dir=data_dir, second_opinion=True), False)
     assert isinstance(retriever, HybridRetriever)
@@ -138,7 +141,7 @@ def test_missing_mpnet_wheels_turn_it_off(
 def test_minilm_index_gets_its_pair_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ensemble, "_mpnet", lambda: WordHash("mpnet:fake"))
     so = second_opinion_for("minilm:all-MiniLM-L6-v2")
-    opts = ensemble.PAIRS["minilm+mpnet"]
+    opts = ensemble_pairs.PAIRS["minilm+mpnet"]
     assert so is not None and so.first_family == "minilm"
     assert (so.beta, so.margin, so.calibration) == (opts.beta, opts.margin, opts.calibration)
     assert so.margin is not None  # MiniLM: the fused-gap trigger, not the score band
@@ -151,8 +154,8 @@ def test_agree_rule_setting_picks_the_agreement_constants(
     from retrieval.calibration import Calibration
 
     rule = AgreementRule(Calibration(0.5, 10.0, 0.0), agree_shift=1.0, disagree_shift=6.0)
-    opts = ensemble.PairOptions(beta=1000.0, band=(0.0, 1.0), agreement=rule)
-    monkeypatch.setitem(ensemble.AGREEMENT_PAIRS, "fake+mpnet", opts)
+    opts = ensemble_pairs.PairOptions(beta=1000.0, band=(0.0, 1.0), agreement=rule)
+    monkeypatch.setitem(ensemble_pairs.AGREEMENT_PAIRS, "fake+mpnet", opts)
     monkeypatch.setattr(ensemble, "_mpnet", lambda: WordHash("mpnet:fake", dim=96))
     settings = Settings(data_dir=data_dir, second_opinion=True, second_opinion_rule="agree")
     retriever, _ = _load_retriever(settings, False)

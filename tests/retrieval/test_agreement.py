@@ -12,7 +12,8 @@ from test_ensemble import QUERY, SecondFake, _index
 
 from retrieval.agreement import AgreementRule
 from retrieval.calibration import Calibration
-from retrieval.ensemble import AGREEMENT_PAIRS, PAIRS, SecondOpinion
+from retrieval.ensemble import SecondOpinion
+from retrieval.ensemble_pairs import AGREEMENT_PAIRS, PAIRS
 from retrieval.search import HybridRetriever
 
 BASE = Calibration(cosine_mid=0.5, cosine_weight=10.0, coverage_weight=0.0)

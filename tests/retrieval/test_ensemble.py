@@ -11,7 +11,8 @@ import pytest
 from fakes import FakeEmbedder, faq, kb_of
 
 from retrieval import store
-from retrieval.ensemble import EnsembleCalibration, SecondOpinion, row_texts, top_score
+from retrieval.ensemble import SecondOpinion, row_texts, top_score
+from retrieval.ensemble_pairs import EnsembleCalibration
 from retrieval.reindex import reindex
 from retrieval.search import HybridRetriever, load_retriever
 from retrieval.types import Vectors
