@@ -40,9 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import calibrate_head as ch
 
 from knowledge.loaders import load_knowledge
+from retrieval.candidates import candidate_score
 from retrieval.embedders import make_embedder
 from retrieval.reindex import reindex
-from retrieval.search import HybridRetriever, _score
+from retrieval.search import HybridRetriever
 
 PENALTY = math.log(0.65 / 0.35)  # the judge's threshold + 0.15 for another language, as a logit
 TARGET_PRECISION = 0.85
@@ -104,7 +105,7 @@ def collect(backend: str) -> list[dict[str, Any]]:
                     "cos": c.cosine,
                     "cov": c.coverage,
                     "logp": c.head_logp if c.head_logp is not None else 0.0,
-                    "base": _score(c, state),
+                    "base": candidate_score(c, state),
                     "ok": snap.entries[c.entry].id in expected,
                 }
                 for c in cands[:POOL]

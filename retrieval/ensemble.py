@@ -50,7 +50,8 @@ from retrieval.snapshot import Snapshot
 from retrieval.types import Embedder, Vectors
 
 if TYPE_CHECKING:
-    from retrieval.search import HybridRetriever, _Candidate, _State
+    from retrieval.candidates import Candidate, SearchState
+    from retrieval.search import HybridRetriever
 
 log = logging.getLogger(__name__)
 EXTRA_ROWS = 20  # the second encoder's best rows whose entries join the candidates
@@ -323,21 +324,21 @@ class Rescored:
 
 def consult(
     retriever: HybridRetriever,
-    cands: list[_Candidate],
-    state: _State,
+    cands: list[Candidate],
+    state: SearchState,
     query: str,
     qvec: Vectors,
     lang: str | None,
     head_logp: Signal | None,
-) -> list[_Candidate]:
+) -> list[Candidate]:
     """``HybridRetriever.search``'s second-opinion step (weighted fusion, ``cands`` in fused
     order): re-rank and re-score with ``retriever.second_opinion`` when it applies to the
     first encoder's family and language and the first encoder is unsure. Without an entry
     head (e.g. one phrasing per entry) its log P counts as 0 — only for pairs whose constants
     do not use it (or that keep the first encoder's scores)."""
     from retrieval.calibration import head_rank_weight_for
+    from retrieval.candidates import Candidate, candidate_score
     from retrieval.langpref import prefer_lang
-    from retrieval.search import _Candidate, _score
     from retrieval.snapshot import best_rows
 
     so, snap = retriever.second_opinion, state.snap
@@ -349,12 +350,12 @@ def consult(
     first = prefer_lang(
         cands,
         lang,
-        lambda c: (snap.entries[c.entry].lang, _score(c, state)),
+        lambda c: (snap.entries[c.entry].lang, candidate_score(c, state)),
         retriever.cross_lang_margin,
     )[:5]
     same = [snap.entries[c.entry].lang == lang for c in first]
     gap = first[0].fused - first[1].fused if len(first) > 1 else float("inf")
-    if not so.applies(lang, top_score([_score(c, state) for c in first], same), gap):
+    if not so.applies(lang, top_score([candidate_score(c, state) for c in first], same), gap):
         return cands
     bm25, coverage = snap.lexical.score(query)
     logp = head_logp if head_logp is not None else np.zeros(len(snap.entries), np.float32)
@@ -366,18 +367,18 @@ def consult(
     if so.agreement is not None:  # the entry both encoders put first, if they agree
         top2 = int(r.entries[int(np.argmax(r.fused))]) if len(r.entries) else -1
         agreed = (r.entries == first[0].entry) & (top2 == first[0].entry)
-        agreed &= _score(first[0], state) >= so.agreement.min_first_score
+        agreed &= candidate_score(first[0], state) >= so.agreement.min_first_score
         scores = so.agreement.scores(r.cosines, coverage[r.entries].astype(np.float64), agreed)
     known = {c.entry: c for c in cands}
     new = np.array([e for e in r.entries.tolist() if e not in known], dtype=np.int64)
     cos, row = best_rows(snap, new, qvec)
     for e, c1, rw in zip(new.tolist(), cos.tolist(), row.tolist(), strict=True):
-        known[e] = _Candidate(e, c1, int(snap.row_phrase[rw]), float(bm25[e]), float(coverage[e]),
-                              head_logp=None if head_logp is None else float(logp[e]))  # fmt: skip
+        known[e] = Candidate(e, c1, int(snap.row_phrase[rw]), float(bm25[e]), float(coverage[e]),
+                             head_logp=None if head_logp is None else float(logp[e]))  # fmt: skip
     out = [known[e] for e in r.entries.tolist()]
     for c, fused, score in zip(out, r.fused.tolist(), scores.tolist(), strict=True):
         c.fused = fused
         if so.calibration is not None or so.agreement is not None:
-            c.score = score  # else _score gives the first encoder's calibrated score
+            c.score = score  # else candidate_score gives the first encoder's calibrated score
     out.sort(key=lambda c: (-c.fused, -c.cosine, c.entry))
     return out

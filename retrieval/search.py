@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -35,15 +35,15 @@ from knowledge.schema import Entry
 from retrieval import store
 from retrieval.calibration import (
     Calibration,
-    HeadCalibration,
     calibration_for,
     head_calibration_for,
     head_rank_weight_for,
 )
+from retrieval.candidates import Candidate, SearchState, candidate_score
 from retrieval.langpref import keep_last, language_firsts, prefer_lang
 from retrieval.snapshot import Snapshot, best_rows, first_occurrences, load_snapshot
 from retrieval.types import Embedder, Hit, Reranker, Vectors
-from retrieval.verifier import Verifier, verifier_for, verify_candidates
+from retrieval.verifier import verifier_for, verify_candidates
 
 if TYPE_CHECKING:
     from retrieval.ensemble import SecondOpinion
@@ -66,45 +66,6 @@ HEAD_CANDIDATES = 5
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float32]
-
-
-def _score(c: _Candidate, state: _State) -> float:
-    """The calibrated ``Hit.score`` of a candidate: the verifier's where it ran, else the
-    calibration (with the entry head where fitted). Computed once per candidate (the language
-    preference and the hit both ask for it)."""
-    if c.score is not None:
-        return c.score
-    if state.head_calibration is not None and c.head_logp is not None:
-        score = state.head_calibration(state.calibration, c.cosine, c.coverage, c.head_logp)
-    else:
-        score = state.calibration(c.cosine, c.coverage)
-    c.score = score
-    return score
-
-
-@dataclass(slots=True)
-class _Candidate:
-    entry: int
-    cosine: float = -1.0
-    phrase: int = 0
-    bm25: float = 0.0
-    coverage: float = 0.0
-    dense_rank: int = 0
-    lexical_rank: int = 0
-    fused: float = 0.0
-    head_logp: float | None = None
-    score: float | None = None  # the verifier's, else the calibration's (see _score)
-
-
-@dataclass(frozen=True, slots=True)
-class _State:
-    """What a search needs, swapped as one reference (no torn reads during a reload)."""
-
-    snap: Snapshot
-    embedder: Embedder
-    calibration: Calibration
-    head_calibration: HeadCalibration | None = None
-    verifier: Verifier | None = None
 
 
 class HybridRetriever:
@@ -161,12 +122,14 @@ class HybridRetriever:
         self._state = self._new_state(snap, embedder, calibration)
 
     # --- state ------------------------------------------------------------------------
-    def _new_state(self, snap: Snapshot, embedder: Embedder, fixed: Calibration | None) -> _State:
+    def _new_state(
+        self, snap: Snapshot, embedder: Embedder, fixed: Calibration | None
+    ) -> SearchState:
         """A fixed calibration (fitting, evaluation) means embedding-only scores."""
         head_cal = None if fixed is not None else head_calibration_for(embedder.name)
         verifier = None if fixed is not None else verifier_for(embedder.name)
         cal = fixed or calibration_for(embedder.name)
-        return _State(snap, embedder, cal, head_cal, verifier)
+        return SearchState(snap, embedder, cal, head_cal, verifier)
 
     @property
     def _snap(self) -> Snapshot:
@@ -288,7 +251,7 @@ class HybridRetriever:
                 cands = prefer_lang(
                     cands,
                     lang,
-                    lambda c: (snap.entries[c.entry].lang, _score(c, state)),
+                    lambda c: (snap.entries[c.entry].lang, candidate_score(c, state)),
                     self.cross_lang_margin,
                 )
                 cands = keep_last(cands, [first, *firsts.values()], k)
@@ -301,7 +264,7 @@ class HybridRetriever:
 
     def _candidates(
         self, snap: Snapshot, query: str, qvec: Vectors, mode: Fusion, head_logp: Floats | None
-    ) -> list[_Candidate]:
+    ) -> list[Candidate]:
         """Dense top rows' entries, then BM25's, then the head's favourites (first occurrence
         order), with their signals gathered in one vectorised pass."""
         n = self.candidates
@@ -330,7 +293,7 @@ class HybridRetriever:
         ]
         logps = head_logp[ents].tolist() if head_logp is not None else None
         cands = [
-            _Candidate(e, cos, phrase, b, cov, head_logp=logps[i] if logps is not None else None)
+            Candidate(e, cos, phrase, b, cov, head_logp=logps[i] if logps is not None else None)
             for i, (e, cos, phrase, b, cov) in enumerate(zip(*columns, strict=True))
         ]
         if mode == "rrf":  # the ranks only feed reciprocal rank fusion
@@ -343,7 +306,7 @@ class HybridRetriever:
     def _weight(self) -> float:
         return self.weight if self.weight is not None else fusion_weight_for(self.embedder.name)
 
-    def _fuse(self, cands: list[_Candidate], mode: Fusion) -> None:
+    def _fuse(self, cands: list[Candidate], mode: Fusion) -> None:
         weight = self._weight()
         head_weight = head_rank_weight_for(self.embedder.name)
         top_bm25 = max((c.bm25 for c in cands), default=0.0) or 1.0
@@ -360,11 +323,11 @@ class HybridRetriever:
                     1.0 / (RRF_K + c.lexical_rank) if c.lexical_rank else 0.0
                 )
 
-    def _hit(self, snap: Snapshot, c: _Candidate, state: _State, rank: int = 0) -> Hit:
+    def _hit(self, snap: Snapshot, c: Candidate, state: SearchState, rank: int = 0) -> Hit:
         entry = snap.entries[c.entry]
         return Hit(
             entry=entry,
-            score=_score(c, state),
+            score=candidate_score(c, state),
             matched=store.matched_text(entry, c.phrase),
             dense_score=c.cosine,
             lexical_score=c.bm25,

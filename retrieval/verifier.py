@@ -50,7 +50,7 @@ from retrieval.calibration import Calibration
 from retrieval.lexical import tokenize
 
 if TYPE_CHECKING:
-    from retrieval.search import _Candidate, _State
+    from retrieval.candidates import Candidate, SearchState
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -217,7 +217,9 @@ def verifier_for(model: str) -> Verifier | None:
     return VERIFIERS.get(model.split(":", 1)[0])
 
 
-def verify_candidates(cands: list[_Candidate], state: _State, query: str, lang: str | None) -> None:
+def verify_candidates(
+    cands: list[Candidate], state: SearchState, query: str, lang: str | None
+) -> None:
     """Score every candidate of ``HybridRetriever.search`` with the state's verifier (sets
     ``score``; nothing when the embedder family has none)."""
     if state.verifier is None or not cands:
