@@ -70,6 +70,12 @@ _SEED = [
        FROM generate_series(1, :c) AS i, generate_series(0, :t - 1) AS t,
             generate_series(0, 3) AS k
        WHERE k <> 2 OR {_FALLBACK}""",
+    # the typed copy of each done event the app writes with it (bot.store.outcomes)
+    """INSERT INTO turn_outcomes
+         (conversation_id, turn_id, seq, created_at, mode, answered, partial, confidence)
+       SELECT conversation_id, turn_id, seq, created_at, payload ->> 'mode',
+              (payload ->> 'answered')::boolean, false, (payload ->> 'confidence')::float
+       FROM events WHERE type = 'done'""",
     "ANALYZE",
 ]
 
@@ -85,11 +91,11 @@ async def _seed(url: str, conversations: int, turns: int) -> tuple[str, int, flo
     started = time.perf_counter()
     try:
         async with db.writing() as s:
-            for stmt in _SEED[:2]:
+            for stmt in _SEED[:3]:
                 await s.execute(text(stmt), {"c": conversations, "t": turns})
         async with db.engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(_SEED[2]))
+            await conn.execute(text(_SEED[3]))
             events = int((await conn.execute(text("SELECT count(*) FROM events"))).scalar_one())
         async with db.writing() as s:
             key = (await create_api_key(s, name="bench", scopes="read")).plaintext

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from bot.store.models import Conversation, EventRow, Feedback, MessageKey
+from bot.store.outcomes import TurnOutcome
 
 SEARCHED_TYPES = ("user_message", "token", "agent_message")
 MAX_LIMIT = 200
@@ -178,7 +179,7 @@ def delete_conversation_sync(session: Session, conversation_id: str) -> bool:
     rows are deleted explicitly, not only through ``ON DELETE CASCADE``, so the erasure does
     not depend on SQLite's ``foreign_keys`` pragma. ``False`` if there was no such conversation.
     Runs inside ``Database.write`` (or the caller's transaction)."""
-    for model in (EventRow, MessageKey, Feedback):
+    for model in (EventRow, MessageKey, Feedback, TurnOutcome):
         session.execute(delete(model).where(model.conversation_id == conversation_id))
     result = session.execute(delete(Conversation).where(Conversation.id == conversation_id))
     return bool(getattr(result, "rowcount", 0))

@@ -81,6 +81,23 @@ def insert_events(
     )
 
 
+def insert_outcomes(
+    raw: sqlite3.Connection,
+    conversation_id: str,
+    rows: Sequence[tuple[int, str | None, str, bool, bool, float | None]],
+    now: str,
+) -> None:
+    """``turn_outcomes`` rows (:func:`bot.store.outcomes.outcome_rows`)."""
+    raw.executemany(
+        "INSERT INTO turn_outcomes (conversation_id, turn_id, seq, created_at, mode, answered,"
+        " partial, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (conversation_id, turn, seq, now, mode, int(answered), int(partial), conf)
+            for seq, turn, mode, answered, partial, conf in rows
+        ],
+    )
+
+
 def claim(
     raw: sqlite3.Connection, conversation_id: str, message_id: str, turn_id: str, now: str
 ) -> tuple[str, bool] | None:

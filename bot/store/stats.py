@@ -13,12 +13,13 @@ PostgreSQL), bounded by a date range:
 :func:`unanswered_questions` returns the user messages of fallback turns (for the knowledge-gap
 clustering in :mod:`bot.stats`); :func:`suggestion_picks` the unanswered messages after which the
 user picked one of the knowledge suggestions offered (candidates for alternative phrasings).
-The partial index ``ix_events_stats`` (migration 0004) keeps these scans off the token events.
+The ``done`` events are read through their typed copies in ``turn_outcomes``
+(:mod:`bot.store.outcomes`, migration 0007), not their JSON payloads; handoffs through the
+partial index ``ix_events_stats`` (migration 0004), which keeps that scan off the token events.
 """
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -29,10 +30,10 @@ from sqlalchemy.orm import aliased
 
 from bot.store.listing import utc
 from bot.store.models import Conversation, EventRow, Feedback
+from bot.store.outcomes import TurnOutcome
 
 SEARCHED_MODES = ("extractive", "generative", "fallback")
 MAX_GAP_SAMPLES = 5000
-_IN_CHUNK = 500  # conversation ids per IN (...) list
 
 
 @dataclass(slots=True)
@@ -94,23 +95,20 @@ async def daily_stats(session: AsyncSession, start: datetime, end: datetime) -> 
     """One :class:`DayStats` per UTC day of ``[start, end)`` (days without traffic included)."""
     days = {d.isoformat(): DayStats(d) for d in day_range(start, end)}
 
-    mode = EventRow.payload["mode"].as_string()
-    answered = EventRow.payload["answered"].as_boolean()
-    partial = func.coalesce(EventRow.payload["partial"].as_boolean(), False)
-    confidence = EventRow.payload["confidence"].as_float()
-    searched = and_(mode.in_(SEARCHED_MODES), partial.is_not(True))
-    day = _day(session, EventRow.created_at)
+    T = TurnOutcome  # noqa: N806
+    searched = and_(T.mode.in_(SEARCHED_MODES), T.partial.is_(False))
+    tday = _day(session, T.created_at)
     done_rows = await session.execute(
         select(
-            day,
+            tday,
             func.count(),
-            _sum(and_(answered, mode != "handoff")),
-            _sum(and_(mode == "fallback", partial.is_not(True))),
+            _sum(and_(T.answered.is_(True), T.mode != "handoff")),
+            _sum(and_(T.mode == "fallback", T.partial.is_(False))),
             _sum(searched),
-            func.avg(case((searched, confidence))),
+            func.avg(case((searched, T.confidence))),
         )
-        .where(EventRow.type == "done", _in_range(EventRow.created_at, start, end))
-        .group_by(day)
+        .where(_in_range(T.created_at, start, end))
+        .group_by(tday)
     )
     for d, turns, ok, fallback, searched, conf in done_rows.all():
         if (s := days.get(str(d))) is not None:
@@ -118,6 +116,7 @@ async def daily_stats(session: AsyncSession, start: datetime, end: datetime) -> 
             s.searched = int(searched or 0)
             s.avg_confidence = round(float(conf), 4) if conf is not None else None
 
+    day = _day(session, EventRow.created_at)
     handoff_rows = await session.execute(
         select(day, func.count(func.distinct(EventRow.turn_id)))
         .where(
@@ -160,26 +159,13 @@ async def unanswered_questions(
     session: AsyncSession, start: datetime, end: datetime, *, limit: int = MAX_GAP_SAMPLES
 ) -> list[str]:
     """The user messages of the fallback turns in ``[start, end)``, newest first."""
-    user = aliased(EventRow)
-    partial = func.coalesce(EventRow.payload["partial"].as_boolean(), False)
+    T = TurnOutcome  # noqa: N806
     rows = await session.execute(
-        select(user.payload)
-        .select_from(EventRow)
-        .join(
-            user,
-            and_(
-                user.conversation_id == EventRow.conversation_id,
-                user.turn_id == EventRow.turn_id,
-                user.type == "user_message",
-            ),
-        )
-        .where(
-            EventRow.type == "done",
-            _in_range(EventRow.created_at, start, end),
-            EventRow.payload["mode"].as_string() == "fallback",
-            partial.is_not(True),
-        )
-        .order_by(EventRow.created_at.desc(), EventRow.id.desc())
+        select(EventRow.payload)
+        .select_from(T)
+        .join(EventRow, _of_turn(EventRow, "user_message"))
+        .where(_in_range(T.created_at, start, end), T.mode == "fallback", T.partial.is_(False))
+        .order_by(T.created_at.desc(), T.id.desc())
         .limit(limit)
     )
     return [str(p.get("text", "")) for (p,) in rows.all() if p.get("text")]
@@ -208,53 +194,44 @@ async def suggestion_picks(
     """The :class:`SuggestionPick` of the unanswered turns in ``[start, end)`` (at most
     ``limit``, newest first). A suggestion button sends its text, so a pick is the next user
     message of the conversation being equal to one of the turn's suggestions that carry an
-    entry id (not "Talk to a human"). Two reads: the unanswered turns with suggestions (the
-    partial index on ``done`` events), then the user messages of those conversations."""
-    user, sugg = aliased(EventRow), aliased(EventRow)
-    answered = func.coalesce(EventRow.payload["answered"].as_boolean(), False)
-    turns = (
-        await session.execute(
-            select(EventRow.conversation_id, EventRow.seq, user.payload, sugg.payload)
-            .select_from(EventRow)
-            .join(user, _same_turn(user, "user_message"))
-            .join(sugg, _same_turn(sugg, "suggestions"))
-            .where(
-                EventRow.type == "done",
-                _in_range(EventRow.created_at, start, end),
-                answered.is_not(True),
-            )
-            .order_by(EventRow.created_at.desc(), EventRow.id.desc())
-            .limit(limit)
+    entry id (not "Talk to a human"). One read: the unanswered turns with suggestions (turn
+    outcomes by time), each with the conversation's first user message after its ``done``
+    (the ``(conversation_id, seq)`` index)."""
+    T = TurnOutcome  # noqa: N806
+    user, sugg, later = aliased(EventRow), aliased(EventRow), aliased(EventRow)
+    reply = (
+        select(later.payload)
+        .where(
+            later.conversation_id == T.conversation_id,
+            later.seq > T.seq,
+            later.type == "user_message",
         )
-    ).all()
-    offers: dict[str, list[tuple[int, str, dict[str, str]]]] = {}
-    for cid, seq, asked, offered in turns:
-        items, ids = offered.get("items") or [], offered.get("ids") or []
-        by_text = {_norm(t): str(i) for t, i in zip(items, ids, strict=False)}
-        if by_text:
-            offers.setdefault(cid, []).append((seq, _norm(asked.get("text", "")), by_text))
+        .order_by(later.seq)
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(user.payload, sugg.payload, reply)
+        .select_from(T)
+        .join(user, _of_turn(user, "user_message"))
+        .join(sugg, _of_turn(sugg, "suggestions"))
+        .where(_in_range(T.created_at, start, end), T.answered.is_(False))
+        .order_by(T.created_at.desc(), T.id.desc())
+        .limit(limit)
+    )
     out: list[SuggestionPick] = []
-    cids = sorted(offers)
-    for lo in range(0, len(cids), _IN_CHUNK):
-        chunk = cids[lo : lo + _IN_CHUNK]
-        rows = await session.execute(
-            select(EventRow.conversation_id, EventRow.seq, EventRow.payload)
-            .where(EventRow.conversation_id.in_(chunk), EventRow.type == "user_message")
-            .order_by(EventRow.conversation_id, EventRow.seq)
-        )
-        later: dict[str, list[tuple[int, str]]] = {}
-        for cid, seq, payload in rows.all():
-            later.setdefault(cid, []).append((seq, _norm(payload.get("text", ""))))
-        for cid in chunk:
-            out += _picked(offers[cid], later.get(cid, []))
+    for asked, offered, answer in rows.all():
+        if answer is not None and (pick := _picked(asked, offered, answer)) is not None:
+            out.append(pick)
     return out
 
 
-def _same_turn(other: Any, kind: str) -> ColumnElement[bool]:
+def _of_turn(event: Any, kind: str) -> ColumnElement[bool]:
+    """``event`` is the ``kind`` event of the turn outcome's turn."""
     return and_(
-        other.conversation_id == EventRow.conversation_id,
-        other.turn_id == EventRow.turn_id,
-        other.type == kind,
+        event.conversation_id == TurnOutcome.conversation_id,
+        event.turn_id == TurnOutcome.turn_id,
+        event.type == kind,
     )
 
 
@@ -263,17 +240,12 @@ def _norm(text: object) -> str:
 
 
 def _picked(
-    offers: list[tuple[int, str, dict[str, str]]], messages: list[tuple[int, str]]
-) -> list[SuggestionPick]:
-    """Each offer's pick: the first user message after the offer's ``done`` (``seq``)."""
-    out: list[SuggestionPick] = []
-    seqs = [seq for seq, _ in messages]
-    for seq, asked, by_text in offers:
-        i = bisect.bisect_right(seqs, seq)
-        if i == len(messages) or not asked:
-            continue
-        text = messages[i][1]
-        entry = by_text.get(text)
-        if entry is not None and text.lower() != asked.lower():
-            out.append(SuggestionPick(asked, entry, text))
-    return out
+    asked: dict[str, Any], offered: dict[str, Any], reply: dict[str, Any]
+) -> SuggestionPick | None:
+    """The pick when the user's next message (``reply``) is one of the offered entries."""
+    question, text = _norm(asked.get("text", "")), _norm(reply.get("text", ""))
+    items, ids = offered.get("items") or [], offered.get("ids") or []
+    entry = {_norm(t): str(i) for t, i in zip(items, ids, strict=False)}.get(text)
+    if not question or entry is None or text.lower() == question.lower():
+        return None
+    return SuggestionPick(question, entry, text)

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bot.errors import StoreError
-from bot.store import outbox, sqlite_fast
+from bot.store import outbox, outcomes, sqlite_fast
 from bot.store.models import Conversation, EventRow, Feedback, MessageKey, utcnow
 
 
@@ -153,6 +153,7 @@ def append_events_with_state(
                 for e in stored
             ],
         )
+        outcomes.record(session, conversation_id, outcomes.outcome_rows(stored), now)
         outbox.events_appended(session, conversation_id, stored, str(row[1]))
     return stored, str(row[1])
 
@@ -173,6 +174,9 @@ def _append_sqlite(
     if stored:
         rows = [(e.seq, e.type, e.turn_id, e.payload) for e in stored]
         sqlite_fast.insert_events(raw, conversation_id, rows, now)
+        done = outcomes.outcome_rows(stored)
+        if done:
+            sqlite_fast.insert_outcomes(raw, conversation_id, done, now)
         outbox.events_appended(session, conversation_id, stored, state)
     return stored, state
 

@@ -17,6 +17,7 @@ from sqlalchemy import update
 
 from bot.store import NewEvent, repo, writes
 from bot.store.models import EventRow, Feedback
+from bot.store.outcomes import TurnOutcome
 
 BASE = "/api/v1/stats"
 DAY1 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -55,9 +56,8 @@ async def _seed_day(api: Api, at: datetime, turns: list[list[NewEvent]]) -> str:
     cid = await api.seed(texts=(), created_at=at)
     async with api.db.writing() as s:
         await repo.append_events(s, cid, [e for t in turns for e in t])
-        await s.execute(
-            update(EventRow).where(EventRow.conversation_id == cid).values(created_at=at)
-        )
+        for row in (EventRow, TurnOutcome):  # the turns' typed outcomes are dated too
+            await s.execute(update(row).where(row.conversation_id == cid).values(created_at=at))
     return cid
 
 

@@ -15,6 +15,7 @@ from bot.store import contacts as c
 from bot.store.feedback import FeedbackFilter, list_feedback_page
 from bot.store.listing import BadCursorError, get_conversation_row
 from bot.store.models import EventRow
+from bot.store.outcomes import TurnOutcome
 from bot.store.stats import daily_stats, unanswered_questions
 from bot.store.webhook_models import WebhookDelivery
 from bot.store.webhook_subs import create_subscription
@@ -142,16 +143,13 @@ async def test_feedback_listing_and_daily_stats(db: Database) -> None:
             *_turn("t2", "do you sell unicorns", "fallback", False, 0.2),
             *_turn("t3", "talk to a person", "handoff", False, 0.0),
             NewEvent("handoff", {"reason": "user_request", "state": "pending_human"}, "t3"),
-            *_turn("t4", "crash", "fallback", False, 0.0),
+            # t4 was cut short (a crash): not a fallback
+            NewEvent("user_message", {"text": "crash", "message_id": "t4"}, "t4"),
+            NewEvent("done", {"mode": "fallback", "answered": False, "partial": True}, "t4"),
         ]
         await repo.append_events(s, conv.id, events)
         await s.execute(update(EventRow).values(created_at=day1))
-        # t4 was cut short: not a fallback
-        await s.execute(
-            update(EventRow)
-            .where(EventRow.turn_id == "t4", EventRow.type == "done")
-            .values(payload={"mode": "fallback", "answered": False, "partial": True})
-        )
+        await s.execute(update(TurnOutcome).values(created_at=day1))
     await db.write(lambda s: writes.put_feedback(s, conv.id, "t1", "up"))
     await db.write(lambda s: writes.put_feedback(s, conv.id, "t2", "down", "useless"))
 

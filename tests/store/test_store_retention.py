@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from bot.store import Database, NewEvent, repo
 from bot.store.listing import delete_conversation_sync
 from bot.store.models import Conversation, EventRow, Feedback
+from bot.store.outcomes import TurnOutcome
 from bot.store.retention import (
     count_expired,
     erase_if_expired_sync,
@@ -25,7 +26,12 @@ async def _conversation(db: Database, days_idle: float) -> str:
     async with db.writing() as s:
         conv = await repo.create_conversation(s, lang="de")
         await repo.append_events(
-            s, conv.id, [NewEvent("user_message", {"text": "Meine Adresse ist ..."}, "t")]
+            s,
+            conv.id,
+            [
+                NewEvent("user_message", {"text": "Meine Adresse ist ..."}, "t"),
+                NewEvent("done", {"mode": "fallback", "answered": False}, "t"),
+            ],
         )
         last = NOW - timedelta(days=days_idle)
         await s.execute(
@@ -34,8 +40,10 @@ async def _conversation(db: Database, days_idle: float) -> str:
     return conv.id
 
 
-async def _count(db: Database, model: type[EventRow] | type[Conversation], cid: str) -> int:
-    column = EventRow.conversation_id if model is EventRow else Conversation.id
+async def _count(
+    db: Database, model: type[EventRow] | type[Conversation] | type[TurnOutcome], cid: str
+) -> int:
+    column = Conversation.id if model is Conversation else model.conversation_id  # type: ignore[union-attr]
     async with db.session() as s:
         return int(
             await s.scalar(select(func.count()).select_from(model).where(column == cid)) or 0
@@ -62,12 +70,13 @@ async def test_expired_oldest_first_and_erased_with_their_rows(db: Database) -> 
 
     assert await db.write(lambda s: erase_if_expired_sync(s, old, cutoff)) is True
     assert await _count(db, Conversation, old) == 0 and await _count(db, EventRow, old) == 0
+    assert await _count(db, TurnOutcome, old) == 0 and await _count(db, TurnOutcome, recent) == 1
     async with db.session() as s:
         assert await s.scalar(select(func.count()).select_from(Feedback)) == 0
     # not expired, or already gone: nothing happens
     assert await db.write(lambda s: erase_if_expired_sync(s, recent, cutoff)) is False
     assert await db.write(lambda s: erase_if_expired_sync(s, old, cutoff)) is False
-    assert await _count(db, EventRow, recent) == 1
+    assert await _count(db, EventRow, recent) == 2
 
 
 async def test_a_conversation_active_again_after_the_read_is_kept(db: Database) -> None:
@@ -78,5 +87,5 @@ async def test_a_conversation_active_again_after_the_read_is_kept(db: Database) 
     async with db.writing() as s:  # the visitor comes back before the erasure runs
         await repo.append_events(s, cid, [NewEvent("user_message", {"text": "noch da?"}, "t2")])
     assert await db.write(lambda s: erase_if_expired_sync(s, cid, cutoff)) is False
-    assert await _count(db, EventRow, cid) == 2
+    assert await _count(db, EventRow, cid) == 3
     assert await db.write(lambda s: delete_conversation_sync(s, cid)) is True  # the API still can
