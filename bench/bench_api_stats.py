@@ -3,12 +3,12 @@
 Starts a throwaway PostgreSQL cluster (``tests/pg.py``), migrates it and seeds, with
 ``generate_series`` (SQL, fast), ``--conversations`` conversations spread over the last 30 days,
 ``--turns`` turns each: the user's message, an answer token, a ``done`` (30 % fallback with a
-``suggestions`` event, 5 % handoff, the rest extractive) — and after half of the fallbacks the
-visitor clicks a suggestion (the next message is its text), so the suggestion-picks query has
-work. Serves the real app with uvicorn on loopback (a scripted engine: the knowledge-gap
-clustering then uses the hashing embedder; with the index's embedder add its time for up to
-``MAX_GAP_TEXTS`` distinct questions) and measures sequential requests per range. Prints one
-JSON object last.
+``suggestions`` event, 5 % handoff with its ``handoff`` event, the rest extractive) — and after
+half of the fallbacks the visitor clicks a suggestion (the next message is its text), so the
+suggestion-picks query has work. Serves the real app with uvicorn on loopback (a scripted
+engine: the knowledge-gap clustering then uses the hashing embedder; with the index's embedder
+add its time for up to ``MAX_GAP_TEXTS`` distinct questions) and measures sequential requests
+per range. Prints one JSON object last.
 
     nice -n 10 .venv/bin/python bench/bench_api_stats.py --conversations 100000 --turns 5
 """
@@ -70,6 +70,11 @@ _SEED = [
        FROM generate_series(1, :c) AS i, generate_series(0, :t - 1) AS t,
             generate_series(0, 3) AS k
        WHERE k <> 2 OR {_FALLBACK}""",
+    # the handoff event of each turn that handed the conversation to a human
+    """INSERT INTO events (conversation_id, seq, type, turn_id, payload, created_at)
+       SELECT conversation_id, 1000 + seq, 'handoff', turn_id,
+              json_build_object('reason', 'user_request', 'state', 'pending_human'), created_at
+       FROM events WHERE type = 'done' AND payload ->> 'mode' = 'handoff'""",
     # the typed copy of each done event the app writes with it (bot.store.outcomes)
     """INSERT INTO turn_outcomes
          (conversation_id, turn_id, seq, created_at, mode, answered, partial, confidence)
@@ -91,11 +96,11 @@ async def _seed(url: str, conversations: int, turns: int) -> tuple[str, int, flo
     started = time.perf_counter()
     try:
         async with db.writing() as s:
-            for stmt in _SEED[:3]:
+            for stmt in _SEED[:4]:
                 await s.execute(text(stmt), {"c": conversations, "t": turns})
         async with db.engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(_SEED[3]))
+            await conn.execute(text(_SEED[4]))
             events = int((await conn.execute(text("SELECT count(*) FROM events"))).scalar_one())
         async with db.writing() as s:
             key = (await create_api_key(s, name="bench", scopes="read")).plaintext
@@ -122,6 +127,7 @@ def _measure(
             body = r.json()
             total = body["totals"]
             seen[f"days_{days}"] = total["turns"]
+            seen[f"resolved_{days}"] = total["resolved"]
             picks = body.get("suggestion_picks") or []
             seen[f"top_picks_{days}"] = sum(p["count"] for p in picks)
             out[f"days_{days}"] = {

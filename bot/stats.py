@@ -198,6 +198,7 @@ def _total(days: list[DayStats], start: date) -> DayStats:
         t.searched += d.searched
         t.feedback_up += d.feedback_up
         t.feedback_down += d.feedback_down
+        t.resolved += d.resolved
         if d.avg_confidence is not None:
             weighted += d.avg_confidence * d.searched
             weight += d.searched

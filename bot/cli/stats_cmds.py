@@ -49,7 +49,13 @@ def _report_json(report: Any) -> dict[str, Any]:
     def day(d: Any) -> dict[str, Any]:
         out = asdict(d)
         out["day"] = d.day.isoformat()
-        for rate in ("answered_rate", "fallback_rate", "handoff_rate", "feedback_up_ratio"):
+        for rate in (
+            "answered_rate",
+            "fallback_rate",
+            "handoff_rate",
+            "feedback_up_ratio",
+            "resolution_rate",
+        ):
             out[rate] = getattr(d, rate)
         return out
 
@@ -67,13 +73,16 @@ def _report_json(report: Any) -> dict[str, Any]:
 
 def _print_tables(report: Any) -> None:
     table = Table(title="Per day (UTC)")
-    for col in ("day", "conv.", "turns", "answered", "fallback", "handoff", "avg conf.", "up/down"):
+    columns = ("day", "conv.", "resolved", "turns", "answered", "fallback", "handoff",
+               "avg conf.", "up/down")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="left" if col == "day" else "right")
     for d in [*report.days, report.total]:
         total = d is report.total
         table.add_row(
             "total" if total else d.day.isoformat(),
             str(d.conversations),
+            _pct(d.resolution_rate),
             str(d.turns),
             _pct(d.answered_rate),
             _pct(d.fallback_rate),

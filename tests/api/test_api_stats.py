@@ -191,3 +191,33 @@ async def test_stats_suggestion_picks(api: Api) -> None:
     ]  # fmt: skip
     r = await api.call("GET", f"{BASE}?start=2026-04-01&end=2026-04-01&top=1", "read")
     assert [p["count"] for p in r.json()["suggestion_picks"]] == [3]
+
+
+async def test_stats_bot_resolution_per_conversation(api: Api) -> None:
+    day = datetime(2026, 5, 2, 9, 0, tzinfo=UTC)
+    before = day - timedelta(days=1)
+    answered = _turn("t1", "how long is shipping", "extractive", True, 0.8)
+    closed = NewEvent("handoff", {"reason": "closed", "state": "closed"}, None)
+    taken = NewEvent("handoff", {"reason": "agent_message", "state": "human"}, None)
+    cases = {
+        "answered": [answered],
+        "answered, then a human": [answered, _turn("t2", "human!", "handoff", False, 0.0, "user")],
+        "never answered": [_turn("t1", "unicorns?", "fallback", False, 0.1)],
+        "order lookup": [_turn("t1", "where is NC-12345", "action", True, 0.0)],
+        "answered, then closed by the CRM": [answered, [closed]],
+        "taken over by an agent": [answered, [taken]],
+    }
+    for turns in cases.values():
+        await _seed_day(api, day, turns)
+    # started the day before, answered on the day: the day before's conversation
+    late = await api.seed(texts=(), created_at=before)
+    async with api.db.writing() as s:
+        await repo.append_events(s, late, answered)
+        for row in (EventRow, TurnOutcome):
+            await s.execute(update(row).where(row.conversation_id == late).values(created_at=day))
+
+    body = (await api.call("GET", f"{BASE}?start=2026-05-01&end=2026-05-02", "read")).json()
+    first, second = body["days"]
+    assert (first["conversations"], first["resolved"], first["resolution_rate"]) == (1, 1, 1.0)
+    assert (second["conversations"], second["resolved"], second["resolution_rate"]) == (6, 3, 0.5)
+    assert (body["totals"]["conversations"], body["totals"]["resolved"]) == (7, 4)

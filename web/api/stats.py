@@ -37,6 +37,11 @@ class DayOut(BaseModel):
     feedback_up: int
     feedback_down: int
     feedback_up_ratio: float | None = Field(description="up / (up + down).")
+    resolved: int = Field(
+        description="Conversations started that day that the bot answered at least once (from "
+        "knowledge or an action) and that never went to a human."
+    )
+    resolution_rate: float | None = Field(description="resolved / conversations.")
 
     @classmethod
     def of(cls, d: DayStats) -> DayOut:
@@ -54,6 +59,8 @@ class DayOut(BaseModel):
             feedback_up=d.feedback_up,
             feedback_down=d.feedback_down,
             feedback_up_ratio=d.feedback_up_ratio,
+            resolved=d.resolved,
+            resolution_rate=d.resolution_rate,
         )
 
 
