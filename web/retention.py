@@ -40,12 +40,12 @@ class RetentionSweep:
         self.events = events
         self.turns = turns
 
-    async def sweep_once(self, *, now: datetime | None = None) -> int:
+    async def sweep_once(self) -> int:
         """Erase every expired conversation; how many were erased."""
         days = self.settings.conversation_retention_days
         if days is None:
             return 0
-        cutoff = retention_cutoff(days, now=now)
+        cutoff = retention_cutoff(days)
         erased = 0
         while True:
             async with self.db.session() as session:
